@@ -1,0 +1,33 @@
+"""Command-line entry points; train.py and predict.py at the top level only call these."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from jobtitles.errors import cli_entry, setup_logging
+
+
+@cli_entry
+def train_main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    from jobtitles.config import parse_config
+    from jobtitles.run import cross_validate
+
+    project, training = parse_config(sys.argv[1:] if argv is None else argv)
+    cross_validate(project, training)
+    return 0
+
+
+@cli_entry
+def predict_main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    from jobtitles.predict_cli import main
+
+    return main(sys.argv[1:] if argv is None else argv)
+
+
+def quiet_libraries() -> None:
+    """Library chatter that says nothing to our users (tokenizer fork warnings, advisory notes)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")

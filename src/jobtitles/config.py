@@ -1,0 +1,210 @@
+"""Run configuration: one YAML file sets the defaults, CLI flags override them (the TRL-script pattern).
+
+Every `transformers.TrainingArguments` field and every `ProjectArgs` field below can be set in YAML or on the
+command line; an unknown key is an error that names it and suggests the closest known key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from jobtitles.errors import UserError
+
+
+@dataclass
+class ProjectArgs:
+    """Everything that is not a TrainingArguments field. Defaults are the project's recommended settings."""
+
+    # --- data ---
+    train_file: str = field(default="data/job_titles.csv", metadata={"help": "Semicolon CSV: Title;Column 1;..."})
+    text_column: str = field(default="Title", metadata={"help": "Header of the title column."})
+    label_column_prefix: str = field(default="Column", metadata={"help": "Label columns are '<prefix> <N>'."})
+    delimiter: str = field(default=";", metadata={"help": "CSV field delimiter."})
+    encoding: str = field(default="utf-8", metadata={"help": "CSV encoding; a BOM is tolerated."})
+    empty_label: Optional[str] = field(
+        default="Not Required", metadata={"help": "Label for rows with no label; null keeps an all-zero target."}
+    )
+    empty_titles: Literal["drop", "error"] = field(
+        default="drop", metadata={"help": "Rows with an empty title: drop them (reported) or stop."}
+    )
+    merge_label_variants: bool = field(
+        default=False, metadata={"help": "Merge labels that differ only by case/spacing (always reported)."}
+    )
+    max_length: int = field(default=64, metadata={"help": "Tokens per title; longer titles are truncated (reported)."})
+    # --- model ---
+    model_name_or_path: str = field(
+        default="embedded", metadata={"help": "'embedded' (offline all-MiniLM-L6-v2), a local folder or a Hub id."}
+    )
+    # --- cross-validation ---
+    n_splits: int = field(default=5, metadata={"help": "Folds of MultilabelStratifiedKFold."})
+    cv_shuffle: bool = field(default=True, metadata={"help": "Shuffle before splitting (seeded by `seed`)."})
+    report_train_metrics: bool = field(
+        default=True, metadata={"help": "Also score each fold model on its own training split."}
+    )
+    # --- decisions ---
+    decision_threshold: float = field(default=0.5, metadata={"help": "Global sigmoid threshold."})
+    label_thresholds: Optional[str] = field(
+        default=None, metadata={"help": "Per-label thresholds, a mapping (YAML) or JSON string {label: value}."}
+    )
+    tune_thresholds: bool = field(
+        default=True, metadata={"help": "Tune per-label thresholds on out-of-fold scores (cross-fitted)."}
+    )
+    tune_min_support: int = field(
+        default=10, metadata={"help": "Labels with fewer positives keep the global threshold."}
+    )
+    at_least_one: bool = field(
+        default=True, metadata={"help": "A title with no score over its threshold gets its top label."}
+    )
+    # --- loss ---
+    pos_weight: Literal["none", "sqrt_inverse_frequency", "inverse_frequency"] = field(
+        default="none", metadata={"help": "Positive-class weights of BCE, from each fold's training split."}
+    )
+    # --- run ---
+    baseline: bool = field(default=True, metadata={"help": "Run the TF-IDF + logistic regression baseline."})
+    final_model: bool = field(default=True, metadata={"help": "Train and save the final model on all rows."})
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto", metadata={"help": "auto: bf16 on GPUs that support it, else fp32."}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Start over even if the run folder holds a run with other inputs."}
+    )
+    max_train_rows: Optional[int] = field(default=None, metadata={"help": "Use only the first N rows (debugging)."})
+
+    def __post_init__(self) -> None:
+        if self.n_splits < 2:
+            raise UserError(f"n_splits must be at least 2, found {self.n_splits}")
+        if not 0.0 < self.decision_threshold < 1.0:
+            raise UserError(f"decision_threshold must be between 0 and 1, found {self.decision_threshold}")
+        if self.max_length < 4:
+            raise UserError(f"max_length must be at least 4 tokens, found {self.max_length}")
+        if isinstance(self.empty_label, str) and self.empty_label.strip().lower() in ("", "none", "null"):
+            self.empty_label = None
+        self.label_threshold_map()  # validate early
+
+    def label_threshold_map(self) -> dict[str, float]:
+        if not self.label_thresholds:
+            return {}
+        try:
+            parsed = yaml.safe_load(self.label_thresholds)
+        except yaml.YAMLError as err:
+            raise UserError(f"label_thresholds: expected a mapping {{label: threshold}}, found {self.label_thresholds!r}") from err
+        if not isinstance(parsed, dict):
+            raise UserError(f"label_thresholds: expected a mapping {{label: threshold}}, found {self.label_thresholds!r}")
+        out: dict[str, float] = {}
+        for label, value in parsed.items():
+            try:
+                out[str(label)] = float(value)
+            except (TypeError, ValueError) as err:
+                raise UserError(f"label_thresholds: threshold of {label!r} must be a number, found {value!r}") from err
+            if not 0.0 < out[str(label)] < 1.0:
+                raise UserError(f"label_thresholds: threshold of {label!r} must be between 0 and 1, found {value!r}")
+        return out
+
+
+# Project defaults for TrainingArguments (fast settings for short titles; see docs/benchmarks.md).
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "output_dir": None,  # filled from the config file's name: outputs/<stem>
+    "report_to": "none",
+    "save_strategy": "no",  # CV fold models are never reloaded: checkpoints only cost time and disk
+    "eval_strategy": "no",  # each fold is scored once, after training, with trainer.predict
+    "logging_strategy": "steps",
+    "logging_steps": 10,
+    "disable_tqdm": True,
+    "train_sampling_strategy": "group_by_length",
+    "seed": 42,
+}
+
+
+class _Parser(HfArgumentParser):
+    """HfArgumentParser whose errors become UserError (one line, exit 2) and name where the value came from."""
+
+    source = "command line"
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{self.source}: {message}")
+
+
+def build_parser() -> _Parser:
+    parser = _Parser((ProjectArgs, TrainingArguments), allow_abbrev=False)
+    parser.add_argument("--config", default=None, help="YAML file with default values for any flag.")
+    return parser
+
+
+def _known_keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+
+
+def _convert(action: argparse.Action, key: str, value: Any, source: str) -> Any:
+    """Convert one YAML value with the same converter the CLI flag uses, so YAML and CLI agree."""
+    if value is None or isinstance(value, dict):
+        return json.dumps(value) if isinstance(value, dict) and key == "label_thresholds" else value
+    values = value if isinstance(value, list) else [value]
+    if action.nargs in (None, "?") and isinstance(value, list):
+        raise UserError(f"{source}: key '{key}' expects a single value, found a list {value!r}")
+    converted = []
+    for item in values:
+        text = str(item).lower() if isinstance(item, bool) else str(item)
+        try:
+            out = action.type(text) if callable(action.type) else item
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as err:
+            expected = getattr(action.type, "__name__", "a valid value")
+            raise UserError(f"{source}: key '{key}' expects {expected}, found {item!r}") from err
+        if action.choices is not None and out not in action.choices:
+            raise UserError(f"{source}: key '{key}' must be one of {sorted(map(str, action.choices))}, found {item!r}")
+        converted.append(out)
+    return converted if isinstance(value, list) else converted[0]
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"config file {path} not found; pass an existing YAML file with --config")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from err
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys to values, found {type(data).__name__}")
+    return data
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[ProjectArgs, TrainingArguments]:
+    """YAML (from --config) sets defaults; remaining CLI flags override them."""
+    parser = build_parser()
+    config_path = _find_config(argv)
+    known = _known_keys(parser)
+    defaults = dict(TRAINING_DEFAULTS)
+    if config_path is not None:
+        path = Path(config_path)
+        for key, value in read_yaml(path).items():
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else "; see README.md for the keys"
+                raise UserError(f"{path}: unknown config key '{key}'{hint}")
+            defaults[key] = _convert(known[key], key, value, str(path))
+        if defaults.get("output_dir") is None:
+            defaults["output_dir"] = str(Path("outputs") / path.stem)
+    if defaults.get("output_dir") is None:
+        defaults["output_dir"] = "outputs/run"
+    parser.set_defaults(**defaults)
+    try:
+        project, training = parser.parse_args_into_dataclasses(args=argv)[:2]
+    except ValueError as err:  # unknown flags, or TrainingArguments.__post_init__ checks (e.g. bf16 on CPU)
+        if "not used by the HfArgumentParser" in str(err):
+            raise UserError(f"command line: unknown arguments {str(err).split(': ', 1)[-1]}; see --help") from err
+        raise UserError(f"invalid training settings: {err}") from err
+    return project, training
+
+
+def _find_config(argv: list[str] | None) -> str | None:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    ns, _ = pre.parse_known_args(argv)
+    return ns.config

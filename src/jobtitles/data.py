@@ -1,0 +1,275 @@
+"""Read and validate the user's CSV (`Title;Column 1;Column 2;...`) into titles and label sets.
+
+Row numbers are spreadsheet rows: the header is row 1, the first title is row 2. Every input row is either
+used or reported with the reason it was dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.preprocessing import MultiLabelBinarizer
+
+from jobtitles.errors import UserError, warn
+
+MAX_LISTED = 8  # row numbers listed in one message before "and N more"
+
+
+@dataclass
+class LabeledData:
+    titles: list[str]
+    label_sets: list[list[str]]
+    rows: list[int]  # spreadsheet row of each kept title
+    labels: list[str]  # sorted vocabulary
+    y: np.ndarray  # (n, n_labels) float32 multi-hot
+    dropped: list[tuple[int, str]] = field(default_factory=list)  # (row, reason)
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.titles)
+
+
+def _listing(rows: list[int]) -> str:
+    shown = ", ".join(map(str, rows[:MAX_LISTED]))
+    return shown + (f" and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else "")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def read_text(path: Path, encoding: str) -> str:
+    """Decode the whole file; a bad byte is reported with its row, not as a UnicodeDecodeError."""
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; check the path (train_file / --input)")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise UserError(f"{path}: the file is empty; expected a header row 'Title;Column 1;...' and titles")
+    codec = "utf-8-sig" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError as err:
+        row = raw.count(b"\n", 0, err.start) + 1
+        raise UserError(
+            f"{path}: row {row} is not valid {encoding} (byte 0x{raw[err.start]:02x}); "
+            f"re-save the file as UTF-8 or set `encoding` (e.g. cp1252 or latin-1)"
+        ) from err
+    except LookupError as err:
+        raise UserError(f"encoding: unknown encoding {encoding!r}; use e.g. utf-8, cp1252, latin-1") from err
+
+
+def _check_delimiter(path: Path, header_line: str, delimiter: str) -> None:
+    if delimiter in header_line:
+        return
+    for other, name in ((",", "comma"), ("\t", "tab"), ("|", "pipe")):
+        if other != delimiter and other in header_line:
+            raise UserError(
+                f"{path}: the header {header_line.strip()!r} looks {name}-delimited but {delimiter!r} is expected; "
+                f"re-save with '{delimiter}' between fields or set `delimiter: \"{other}\"`"
+            )
+
+
+def read_rows(path: Path, delimiter: str = ";", encoding: str = "utf-8") -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (row number, cells) for every record; handles quotes, CRLF and a BOM."""
+    text = read_text(path, encoding)
+    first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    _check_delimiter(path, first_line, delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+        records = [(i + 2, cells) for i, cells in enumerate(reader) if any(c.strip() for c in cells)]
+    except csv.Error as err:
+        raise UserError(f"{path}: malformed CSV near row {reader.line_num} ({err}); check the quoting") from err
+    return header, records
+
+
+def find_columns(path: Path, header: list[str], text_column: str, label_prefix: str, need_labels: bool) -> tuple[int, list[int]]:
+    if text_column not in header:
+        raise UserError(
+            f"{path}: no '{text_column}' column; found columns {header}. "
+            f"Rename the title column to '{text_column}' or set `text_column`"
+        )
+    pattern = re.compile(rf"^{re.escape(label_prefix)}\s*\d+$", re.IGNORECASE)
+    label_cols = [i for i, h in enumerate(header) if pattern.match(h)]
+    others = [h for i, h in enumerate(header) if i not in label_cols and h != text_column and h]
+    if need_labels and not label_cols:
+        raise UserError(
+            f"{path}: no label column; expected columns named '{label_prefix} 1', '{label_prefix} 2', ... "
+            f"but found {header}. Rename them or set `label_column_prefix`"
+        )
+    if others and label_cols:
+        warn(f"{path}: columns {others} ignored: only '{text_column}' and '{label_prefix} N' columns are read")
+    return header.index(text_column), label_cols
+
+
+def load_labeled_csv(
+    path: str | Path,
+    *,
+    text_column: str = "Title",
+    label_prefix: str = "Column",
+    delimiter: str = ";",
+    encoding: str = "utf-8",
+    empty_label: str | None = "Not Required",
+    empty_titles: str = "drop",
+    merge_label_variants: bool = False,
+    drop_duplicates: bool = True,
+    n_splits: int | None = None,
+    max_rows: int | None = None,
+) -> LabeledData:
+    path = Path(path)
+    header, records = read_rows(path, delimiter, encoding)
+    title_idx, label_idx = find_columns(path, header, text_column, label_prefix, need_labels=True)
+    if max_rows is not None:
+        records = records[:max_rows]
+    messages: list[str] = []
+    dropped: list[tuple[int, str]] = []
+    kept: list[tuple[int, str, list[str]]] = []
+    empty_rows, ragged_rows = [], []
+    for row, cells in records:
+        extra = cells[len(header):]
+        if any(c.strip() for c in extra):
+            ragged_rows.append(row)
+            dropped.append((row, f"{len(cells)} fields but the header has {len(header)}"))
+            continue
+        title = " ".join(cells[title_idx].split()) if title_idx < len(cells) else ""
+        if not title:
+            empty_rows.append(row)
+            continue
+        labels = [cells[i].strip() for i in label_idx if i < len(cells) and cells[i].strip()]
+        kept.append((row, title, list(dict.fromkeys(labels))))
+    if ragged_rows:
+        messages.append(
+            f"{path}: dropped rows {_listing(ragged_rows)}: more fields than the header "
+            f"(a '{delimiter}' inside an unquoted title? quote the title)"
+        )
+    if empty_rows:
+        if empty_titles == "error":
+            raise UserError(f"{path}: empty title in rows {_listing(empty_rows)}; fill them in or set `empty_titles: drop`")
+        dropped += [(r, "empty title") for r in empty_rows]
+        messages.append(f"{path}: dropped rows {_listing(empty_rows)}: empty title")
+
+    kept = _merge_label_spellings(path, kept, merge_label_variants, messages)
+    if empty_label is not None:
+        kept = [(r, t, labels or [empty_label]) for r, t, labels in kept]
+    if drop_duplicates:
+        kept = _drop_duplicates(path, kept, dropped, messages)
+    _report_conflicts(path, kept, messages)
+    if not kept:
+        raise UserError(f"{path}: no usable rows after cleaning ({len(dropped)} dropped); see the messages above")
+
+    mlb = MultiLabelBinarizer()
+    y = mlb.fit_transform([labels for _, _, labels in kept]).astype(np.float32)
+    labels = [str(c) for c in mlb.classes_]
+    if len(labels) < 2:
+        found = labels[0] if labels else "none"
+        raise UserError(f"{path}: only one label overall ({found!r}); a classifier needs at least 2 labels")
+    if n_splits is not None:
+        counts = y.sum(axis=0).astype(int)
+        rare = [f"{lab!r} ({c} rows)" for lab, c in zip(labels, counts) if c < n_splits]
+        if rare:
+            messages.append(
+                f"{path}: labels with fewer rows than the {n_splits} folds: {', '.join(rare)}; "
+                "some test folds will have none of them (reported per fold)"
+            )
+    for m in messages:
+        warn(m)
+    return LabeledData(
+        titles=[t for _, t, _ in kept],
+        label_sets=[lab for _, _, lab in kept],
+        rows=[r for r, _, _ in kept],
+        labels=labels,
+        y=y,
+        dropped=sorted(dropped),
+        warnings=messages,
+    )
+
+
+def _merge_label_spellings(path: Path, kept: list, merge: bool, messages: list[str]) -> list:
+    spellings: dict[str, Counter] = defaultdict(Counter)
+    for _, _, labels in kept:
+        for lab in labels:
+            spellings[_norm(lab)][lab] += 1
+    variants = {k: c for k, c in spellings.items() if len(c) > 1}
+    if not variants:
+        return kept
+    described = "; ".join(" / ".join(repr(s) for s in c) for c in variants.values())
+    if not merge:
+        messages.append(
+            f"{path}: labels that differ only by case or spacing are kept apart: {described}; "
+            "fix the file or set `merge_label_variants: true`"
+        )
+        return kept
+    canonical = {s: c.most_common(1)[0][0] for c in variants.values() for s in c}
+    messages.append(f"{path}: merged label spellings into the most frequent one: {described}")
+    return [(r, t, list(dict.fromkeys(canonical.get(lab, lab) for lab in labels))) for r, t, labels in kept]
+
+
+def _drop_duplicates(path: Path, kept: list, dropped: list, messages: list[str]) -> list:
+    """Exact duplicates (same title up to case/spacing, same labels) would sit in train and test folds at once."""
+    seen: dict[tuple[str, frozenset], int] = {}
+    out, dup_rows = [], []
+    for r, t, labels in kept:
+        key = (_norm(t), frozenset(labels))
+        if key in seen:
+            dup_rows.append(r)
+            dropped.append((r, f"duplicate of row {seen[key]}"))
+            continue
+        seen[key] = r
+        out.append((r, t, labels))
+    if dup_rows:
+        messages.append(
+            f"{path}: dropped {len(dup_rows)} duplicate rows ({_listing(dup_rows)}): same title and labels as an "
+            "earlier row; duplicates in both train and test folds would inflate the CV scores"
+        )
+    return out
+
+
+def _report_conflicts(path: Path, kept: list, messages: list[str]) -> None:
+    by_title: dict[str, list[tuple[int, list[str]]]] = defaultdict(list)
+    for r, t, labels in kept:
+        by_title[_norm(t)].append((r, labels))
+    conflicts = [v for v in by_title.values() if len(v) > 1]
+    if conflicts:
+        shown = "; ".join(
+            " vs ".join(f"row {r} {labels}" for r, labels in group) for group in conflicts[:MAX_LISTED]
+        )
+        more = f" and {len(conflicts) - MAX_LISTED} more" if len(conflicts) > MAX_LISTED else ""
+        messages.append(
+            f"{path}: {len(conflicts)} titles appear with conflicting labels: {shown}{more}; "
+            "both rows are kept, fix them if one is wrong"
+        )
+
+
+def load_titles(path: str | Path, *, text_column: str = "Title", label_prefix: str = "Column",
+                delimiter: str = ";", encoding: str = "utf-8") -> tuple[list[str], list[int], list[list[str]] | None]:
+    """Titles to predict from a .csv (labels read when present, for checking) or a .txt (one per line)."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        text = read_text(path, encoding)
+        pairs = [(i + 1, " ".join(line.split())) for i, line in enumerate(text.splitlines())]
+        pairs = [(r, t) for r, t in pairs if t]
+        if not pairs:
+            raise UserError(f"{path}: no titles found; expected one title per line")
+        return [t for _, t in pairs], [r for r, _ in pairs], None
+    header, records = read_rows(path, delimiter, encoding)
+    title_idx, label_idx = find_columns(path, header, text_column, label_prefix, need_labels=False)
+    titles, rows, gold, empty = [], [], [], []
+    for row, cells in records:
+        title = " ".join(cells[title_idx].split()) if title_idx < len(cells) else ""
+        if not title:
+            empty.append(row)
+            continue
+        titles.append(title)
+        rows.append(row)
+        gold.append(list(dict.fromkeys(cells[i].strip() for i in label_idx if i < len(cells) and cells[i].strip())))
+    if empty:
+        warn(f"{path}: skipped rows {_listing(empty)}: empty title")
+    if not titles:
+        raise UserError(f"{path}: no titles found under the '{text_column}' column")
+    return titles, rows, (gold if label_idx else None)

@@ -1,0 +1,41 @@
+"""LabeledData -> datasets.Dataset, tokenized once (batched map, no padding: the collator pads per batch)."""
+
+from __future__ import annotations
+
+import numpy as np
+from datasets import Dataset, Features, Sequence, Value
+from transformers import PreTrainedTokenizerBase
+
+from jobtitles.errors import warn
+
+
+def build_dataset(titles: list[str], y: np.ndarray | None, rows: list[int]) -> Dataset:
+    columns: dict = {"text": titles, "row": rows}
+    features = {"text": Value("string"), "row": Value("int64")}
+    if y is not None:
+        columns["labels"] = y.astype(np.float32)
+        features["labels"] = Sequence(Value("float32"))  # BCEWithLogits wants float targets
+    return Dataset.from_dict(columns, features=Features(features))
+
+
+def tokenize_dataset(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, num_proc: int | None = None) -> Dataset:
+    """Add input_ids/attention_mask and a `length` column (used by group_by_length sampling)."""
+
+    def encode(batch: dict) -> dict:
+        enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        enc["length"] = [len(ids) for ids in enc["input_ids"]]
+        return enc
+
+    out = ds.map(encode, batched=True, batch_size=2000, num_proc=num_proc, desc="tokenizing",
+                 keep_in_memory=True)
+    truncated = int(np.sum(np.asarray(out["length"]) >= max_length))
+    if truncated:
+        warn(f"{truncated} titles reached max_length={max_length} tokens and were truncated; "
+             "raise `max_length` if their ends matter")
+    return out
+
+
+def model_columns(ds: Dataset) -> Dataset:
+    """Only what the model and collator consume (the Trainer would otherwise drop text/row itself)."""
+    keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "labels", "length") if c in ds.column_names]
+    return ds.select_columns(keep)

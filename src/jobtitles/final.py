@@ -1,0 +1,71 @@
+"""The final model: trained on all rows with the CV settings, saved with its thresholds and card, pushed if asked."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from accelerate import PartialState
+from transformers import TrainingArguments
+
+from jobtitles.config import ProjectArgs
+from jobtitles.data import LabeledData
+from jobtitles.errors import UserError, logger, warn
+from jobtitles.io_utils import read_json, replace_dir, write_json
+from jobtitles.training import FoldRun, build_model, run_args
+
+THRESHOLDS_KEY = "decision_thresholds"  # config.json keys read by inference
+AT_LEAST_ONE_KEY = "decision_at_least_one"
+
+
+def is_complete(model_dir: Path) -> bool:
+    cfg = model_dir / "config.json"
+    return cfg.is_file() and THRESHOLDS_KEY in read_json(cfg)
+
+
+def train_final(project: ProjectArgs, training: TrainingArguments, data: LabeledData, ds, tokenizer,
+                results: dict, run_dir: Path, state: PartialState) -> Path:
+    model_dir = run_dir / "model"
+    if is_complete(model_dir):
+        logger.info(f"final model: complete in {model_dir}, skipped (resume)")
+    else:
+        logger.info(f"final model: training on all {len(data)} titles")
+        args = run_args(training, run_dir / "final_trainer", project.precision)
+        model = build_model(project.model_name_or_path, data.labels, seed=training.seed + project.n_splits)
+        final = FoldRun(model, args, ds, tokenizer, data.y, project.pos_weight)
+        final.train()
+        model.config.update({THRESHOLDS_KEY: results["thresholds"], AT_LEAST_ONE_KEY: project.at_least_one})
+        tmp = run_dir / ".model.tmp"
+        final.trainer.save_model(str(tmp))  # main process only; safetensors + config + tokenizer
+        if state.is_main_process:
+            results["timing"]["final_train_seconds"] = final.train_seconds
+            results["final_loss_history"] = final.loss_history()
+            write_json(run_dir / "cv_results.json", results)
+            write_card(tmp, results, project, training)
+            replace_dir(tmp, model_dir)
+            shutil.rmtree(run_dir / "final_trainer", ignore_errors=True)
+        state.wait_for_everyone()
+    if state.is_main_process and training.push_to_hub:
+        push(model_dir, training)
+    return model_dir
+
+
+def write_card(model_dir: Path, results: dict, project: ProjectArgs, training: TrainingArguments) -> None:
+    from jobtitles.model_card import make_card
+
+    try:  # best effort: a card problem must never cost a trained model
+        make_card(results, project, training).save(model_dir / "README.md")
+    except Exception as err:  # noqa: BLE001
+        warn(f"model card not written ({type(err).__name__}: {err}); the model itself is saved")
+
+
+def push(model_dir: Path, training: TrainingArguments) -> None:
+    from huggingface_hub import HfApi
+
+    if not training.hub_model_id:
+        raise UserError("push_to_hub is true but hub_model_id is not set; set hub_model_id: <user>/<repo>")
+    api = HfApi(token=training.hub_token)
+    api.create_repo(training.hub_model_id, private=bool(training.hub_private_repo), exist_ok=True)
+    api.upload_folder(repo_id=training.hub_model_id, folder_path=str(model_dir),
+                      commit_message="Upload multi-label job-title classifier")
+    logger.info(f"pushed {model_dir} to https://huggingface.co/{training.hub_model_id}")

@@ -1,0 +1,53 @@
+"""Files of a run folder: cv_results.json, oof_predictions.csv, dropped_rows.csv, report.md + plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from jobtitles.data import LabeledData
+from jobtitles.io_utils import write_json, write_text
+from jobtitles.report import console_table, render_report
+
+LABEL_SEP = " | "
+
+
+def _csv_text(header: list[str], rows) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=";", lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_dropped(run_dir: Path, data: LabeledData) -> None:
+    write_text(run_dir / "dropped_rows.csv", _csv_text(["row", "reason"], data.dropped))
+
+
+def oof_rows(data: LabeledData, scores: np.ndarray, pred: np.ndarray):
+    labels = data.labels
+    for i, title in enumerate(data.titles):
+        gold = [labels[j] for j in np.flatnonzero(data.y[i])]
+        got = [labels[j] for j in np.flatnonzero(pred[i])]
+        yield [data.rows[i], title, LABEL_SEP.join(gold), LABEL_SEP.join(got), int(gold == got),
+               *[f"{s:.4f}" for s in scores[i]]]
+
+
+def write_cv_outputs(run_dir: Path, data: LabeledData, results: dict) -> None:
+    from jobtitles.plots import write_plots
+
+    scores, pred = results.pop("_oof_scores"), results.pop("_pred")
+    base_scores = results.pop("_baseline_scores")
+    header = ["row", "title", "gold", "predicted", "correct", *[f"score:{lab}" for lab in data.labels]]
+    write_text(run_dir / "oof_predictions.csv", _csv_text(header, oof_rows(data, scores, pred)))
+    results["plots"] = write_plots(run_dir, results)
+    write_json(run_dir / "cv_results.json", results)
+    write_text(run_dir / "report.md", render_report(results))
+
+
+def print_summary(results: dict, run_dir: Path) -> None:
+    print(console_table(results))
+    print(f"\nrun folder: {run_dir}  (report.md, cv_results.json, oof_predictions.csv, model/)")

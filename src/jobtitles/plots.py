@@ -1,0 +1,74 @@
+"""PNG plots linked from report.md: per-label F1 (model vs baseline), label frequencies, per-fold metrics,
+training loss per fold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_plots(run_dir: Path, results: dict) -> dict[str, str]:
+    out_dir = run_dir / "plots"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = results["labels"]
+    made = {}
+
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
+    per = results["per_label"]
+    chosen = "model_tuned" if "model_tuned" in per else "model"
+    pos = np.arange(len(labels))
+    ax.barh(pos - 0.2, [per[chosen][lab]["f1"] for lab in labels], height=0.4, label="transformer")
+    if "baseline" in per:
+        ax.barh(pos + 0.2, [per["baseline"][lab]["f1"] for lab in labels], height=0.4, label="TF-IDF baseline")
+    ax.set_yticks(pos, labels)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("out-of-fold F1")
+    ax.legend(loc="lower right")
+    _save(fig, out_dir / "per_label_f1.png")
+    made["per-label F1"] = "plots/per_label_f1.png"
+
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
+    ax.barh(pos, [results["label_support"][lab] for lab in labels])
+    ax.set_yticks(pos, labels)
+    ax.set_xscale("log")
+    ax.set_xlabel("rows with the label (log scale)")
+    _save(fig, out_dir / "label_frequencies.png")
+    made["label frequencies"] = "plots/label_frequencies.png"
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    folds = [f["fold"] + 1 for f in results["folds"]]
+    for key, name in (("test", "transformer"), ("test_tuned", "transformer tuned"), ("baseline", "baseline")):
+        if key in results["folds"][0]:
+            ax.plot(folds, [f[key]["micro_f1"] for f in results["folds"]], marker="o", label=f"{name} micro-F1")
+            ax.plot(folds, [f[key]["subset_accuracy"] for f in results["folds"]], marker="s", linestyle="--",
+                    label=f"{name} subset acc.")
+    ax.set_xticks(folds)
+    ax.set_xlabel("fold")
+    ax.legend(fontsize=8)
+    _save(fig, out_dir / "per_fold_metrics.png")
+    made["per-fold metrics"] = "plots/per_fold_metrics.png"
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for f in results["folds"]:
+        hist = f.get("loss_history") or []
+        if hist:
+            ax.plot([h["step"] for h in hist], [h["loss"] for h in hist], label=f"fold {f['fold'] + 1}")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=8)
+    _save(fig, out_dir / "training_loss.png")
+    made["training loss"] = "plots/training_loss.png"
+    return made

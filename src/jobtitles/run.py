@@ -1,0 +1,194 @@
+"""The whole training job: CSV -> tokenized Dataset -> K folds -> out-of-fold scores -> decisions -> report ->
+final model + card (+ Hub push). Each step is a function in its own module; this file only wires them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from accelerate import PartialState
+from transformers import TrainingArguments
+
+from jobtitles import outputs
+from jobtitles.baseline import BASELINE_NAME, baseline_scores
+from jobtitles.config import ProjectArgs
+from jobtitles.data import LabeledData, load_labeled_csv
+from jobtitles.decisions import cross_fitted, decide, threshold_vector, tune_thresholds
+from jobtitles.errors import logger
+from jobtitles.features import build_dataset, model_columns, tokenize_dataset
+from jobtitles.folds import make_folds, missing_labels
+from jobtitles.io_utils import read_json, save_npy, write_json
+from jobtitles.metrics import mean_std, multilabel_metrics, per_label_metrics
+from jobtitles.runstate import fingerprint, git_commit, package_versions, prepare_run_dir, resolved_config
+from jobtitles.training import FoldRun, build_model, load_tokenizer, run_args
+
+
+@dataclass
+class FoldOutput:
+    test_scores: np.ndarray
+    train_metrics: dict[str, float] | None
+    train_seconds: float
+    loss_history: list[dict]
+
+
+def load_data(project: ProjectArgs) -> LabeledData:
+    return load_labeled_csv(
+        project.train_file, text_column=project.text_column, label_prefix=project.label_column_prefix,
+        delimiter=project.delimiter, encoding=project.encoding, empty_label=project.empty_label,
+        empty_titles=project.empty_titles, merge_label_variants=project.merge_label_variants,
+        n_splits=project.n_splits, max_rows=project.max_train_rows,
+    )
+
+
+def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
+               project: ProjectArgs, training: TrainingArguments, run_dir: Path) -> FoldOutput:
+    args = run_args(training, run_dir / "folds" / f"fold_{k}", project.precision)
+    model = build_model(project.model_name_or_path, data.labels, seed=training.seed + k)
+    fold = FoldRun(model, args, ds.select(train), tokenizer, data.y[train], project.pos_weight)
+    fold.train()
+    test_scores = fold.scores(ds.select(test))
+    train_metrics = None
+    if project.report_train_metrics:
+        train_pred = decide(fold.scores(ds.select(train)), project.decision_threshold, project.at_least_one)
+        train_metrics = multilabel_metrics(data.y[train], train_pred)
+    return FoldOutput(test_scores, train_metrics, fold.train_seconds, fold.loss_history())
+
+
+def save_fold(fold_dir: Path, out: FoldOutput) -> None:
+    save_npy(fold_dir / "test_scores.npy", out.test_scores)
+    # result.json last: its presence marks the fold as complete for --resume
+    write_json(fold_dir / "result.json", {"train_metrics": out.train_metrics, "train_seconds": out.train_seconds,
+                                           "loss_history": out.loss_history})
+
+
+def load_fold(fold_dir: Path) -> FoldOutput | None:
+    if not (fold_dir / "result.json").is_file():
+        return None
+    res = read_json(fold_dir / "result.json")
+    return FoldOutput(np.load(fold_dir / "test_scores.npy"), res["train_metrics"], res["train_seconds"],
+                      res["loss_history"])
+
+
+def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
+    state = PartialState()
+    start = time.perf_counter()
+    run_dir = Path(training.output_dir)
+    data = load_data(project)
+    config = resolved_config(project, training)
+    info = {"fingerprint": fingerprint(config, Path(project.train_file)), "config": config,
+            "versions": package_versions(), "git_commit": git_commit(), "train_file": str(project.train_file)}
+    resuming = False
+    if state.is_main_process:
+        resuming = prepare_run_dir(run_dir, info, project.overwrite)
+        outputs.write_dropped(run_dir, data)
+    state.wait_for_everyone()
+
+    tokenizer = load_tokenizer(project.model_name_or_path)
+    ds = model_columns(tokenize_dataset(build_dataset(data.titles, data.y, data.rows), tokenizer, project.max_length))
+    folds = make_folds(data.y, project.n_splits, project.cv_shuffle, training.seed)
+    if state.is_main_process:
+        write_json(run_dir / "folds.json", [{"fold": k, "train_rows": [data.rows[i] for i in tr],
+                                              "test_rows": [data.rows[i] for i in te]}
+                                             for k, (tr, te) in enumerate(folds)])
+    fold_outputs: list[FoldOutput] = []
+    for k, (train, test) in enumerate(folds):
+        fold_dir = run_dir / "folds" / f"fold_{k}"
+        done = load_fold(fold_dir)
+        if done is not None:
+            logger.info(f"fold {k + 1}/{len(folds)}: complete in {fold_dir}, skipped (resume)")
+            fold_outputs.append(done)
+            continue
+        logger.info(f"fold {k + 1}/{len(folds)}: training on {len(train)} titles, testing on {len(test)}")
+        out = train_fold(k, train, test, ds, tokenizer, data, project, training, run_dir)
+        if state.is_main_process:
+            save_fold(fold_dir, out)
+        state.wait_for_everyone()
+        fold_outputs.append(out)
+
+    cv_seconds = time.perf_counter() - start
+    results = None
+    if state.is_main_process:
+        results = summarize(data, folds, fold_outputs, project, training, cv_seconds)
+        outputs.write_cv_outputs(run_dir, data, results)
+    state.wait_for_everyone()
+    if project.final_model:
+        from jobtitles.final import train_final
+
+        if results is None:
+            results = read_json(run_dir / "cv_results.json")
+        train_final(project, training, data, ds, tokenizer, results, run_dir, state)
+    if state.is_main_process:
+        results = read_json(run_dir / "cv_results.json")
+        results["timing"]["total_seconds"] = time.perf_counter() - start
+        write_json(run_dir / "cv_results.json", results)
+        outputs.print_summary(results, run_dir)
+    return run_dir
+
+
+def summarize(data: LabeledData, folds, fold_outputs: list[FoldOutput], project: ProjectArgs,
+              training: TrainingArguments, cv_seconds: float) -> dict:
+    """All figures of the run, computed once here; report.md, the card and the console only render them."""
+    labels, y = data.labels, data.y
+    oof = np.zeros(y.shape, dtype=np.float64)
+    for (_, test), out in zip(folds, fold_outputs):
+        oof[test] = out.test_scores
+    default = threshold_vector(labels, project.decision_threshold, project.label_threshold_map())
+    fixed_pred = decide(oof, default, project.at_least_one)
+
+    per_fold = []
+    for k, ((train, test), out) in enumerate(zip(folds, fold_outputs)):
+        per_fold.append({"fold": k, "n_train": len(train), "n_test": len(test),
+                         "test": multilabel_metrics(y[test], fixed_pred[test]), "train": out.train_metrics,
+                         "train_seconds": out.train_seconds, "loss_history": out.loss_history})
+    variants = {"model": fixed_pred}
+    final_thresholds, notes = default, {}
+    if project.tune_thresholds:
+        tuned = cross_fitted(oof, y, folds, labels, default, project.tune_min_support)
+        tuned_pred = np.zeros_like(fixed_pred)
+        for k, ((_, test), t) in enumerate(zip(folds, tuned)):
+            tuned_pred[test] = decide(oof[test], t.thresholds, project.at_least_one)
+            per_fold[k]["test_tuned"] = multilabel_metrics(y[test], tuned_pred[test])
+            per_fold[k]["thresholds_tuned"] = dict(zip(labels, t.thresholds.tolist()))
+        variants["model_tuned"] = tuned_pred
+        final = tune_thresholds(oof, y, labels, default, project.tune_min_support)
+        final_thresholds, notes = final.thresholds, final.notes
+    base_scores = None
+    if project.baseline:
+        t0 = time.perf_counter()
+        base_scores = baseline_scores(data.titles, y, folds, seed=training.seed)
+        base_pred = decide(base_scores, 0.5, project.at_least_one)
+        for k, (_, test) in enumerate(folds):
+            per_fold[k]["baseline"] = multilabel_metrics(y[test], base_pred[test])
+        variants["baseline"] = base_pred
+        baseline_seconds = time.perf_counter() - t0
+    summary = {"model": mean_std([f["test"] for f in per_fold])}
+    if project.tune_thresholds:
+        summary["model_tuned"] = mean_std([f["test_tuned"] for f in per_fold])
+    if project.report_train_metrics:
+        summary["model_train"] = mean_std([f["train"] for f in per_fold])
+    if project.baseline:
+        summary["baseline"] = mean_std([f["baseline"] for f in per_fold])
+    support = y.sum(axis=0).astype(int)
+    return {
+        "labels": labels,
+        "label_support": dict(zip(labels, support.tolist())),
+        "n_rows": len(y), "n_dropped": len(data.dropped), "n_splits": len(folds),
+        "train_file": str(project.train_file),
+        "model_name_or_path": project.model_name_or_path,
+        "decision": {"threshold": project.decision_threshold, "label_thresholds": project.label_threshold_map(),
+                     "tune_thresholds": project.tune_thresholds, "tune_min_support": project.tune_min_support,
+                     "at_least_one": project.at_least_one, "pos_weight": project.pos_weight},
+        "thresholds": dict(zip(labels, np.asarray(final_thresholds).tolist())),
+        "threshold_notes": notes,
+        "summary": summary,
+        "per_label": {name: per_label_metrics(y, pred, labels) for name, pred in variants.items()},
+        "missing_labels": missing_labels(y, folds, labels),
+        "folds": per_fold,
+        "baseline_name": BASELINE_NAME if project.baseline else None,
+        "timing": {"cv_seconds": cv_seconds, "fold_train_seconds": [o.train_seconds for o in fold_outputs],
+                   "baseline_seconds": baseline_seconds if project.baseline else None},
+        "_oof_scores": oof, "_baseline_scores": base_scores,
+        "_pred": variants["model_tuned" if project.tune_thresholds else "model"],
+    }

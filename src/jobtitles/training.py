@@ -1,0 +1,107 @@
+"""One fine-tuning run with the transformers Trainer: fresh model, data, collator, optional weighted loss."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from jobtitles.embedded import resolve_model_path
+from jobtitles.errors import UserError
+from jobtitles.losses import pos_weight, weighted_bce_loss
+from jobtitles.metrics import make_compute_metrics, sigmoid
+
+PROBLEM_TYPE = "multi_label_classification"
+
+
+def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
+    path = resolve_model_path(model_name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"model_name_or_path {model_name_or_path!r}: cannot load a tokenizer ({str(err).splitlines()[0]}); "
+            "use 'embedded', a local model folder, or a Hub id with network access"
+        ) from err
+
+
+def build_model(model_name_or_path: str, labels: list[str], seed: int):
+    """A fresh encoder with a new multi-label head; `seed` fixes the head's initialisation."""
+    set_seed(seed)
+    path = resolve_model_path(model_name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(
+            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={lab: i for i, lab in enumerate(labels)}, problem_type=PROBLEM_TYPE,
+        )
+        return AutoModelForSequenceClassification.from_pretrained(path, config=config)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"model_name_or_path {model_name_or_path!r}: cannot load a model ({str(err).splitlines()[0]}); "
+            "use 'embedded', a local model folder, or a Hub id with network access"
+        ) from err
+
+
+def resolve_precision(precision: str) -> dict[str, bool]:
+    """TrainingArguments flags for the requested precision; 'auto' is bf16 where the GPU supports it."""
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        return {"bf16": bool(cuda and torch.cuda.is_bf16_supported()), "fp16": False}
+    if precision in ("bf16", "fp16") and not cuda:
+        raise UserError(f"precision: {precision} needs a CUDA GPU and none was found; use precision: auto or fp32")
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def run_args(base: TrainingArguments, output_dir: Path, precision: str) -> TrainingArguments:
+    """The user's TrainingArguments for one run: its own folder, no Hub pushes (the final model is pushed once)."""
+    flags = {} if (base.bf16 or base.fp16) else resolve_precision(precision)
+    return dataclasses.replace(base, output_dir=str(output_dir), push_to_hub=False, **flags)
+
+
+class FoldRun:
+    """Train one model on `train_ds`; score any split afterwards."""
+
+    def __init__(self, model, args: TrainingArguments, train_ds: Dataset, tokenizer: PreTrainedTokenizerBase,
+                 y_train: np.ndarray, pos_weight_mode: str, eval_ds: Dataset | None = None) -> None:
+        weights = pos_weight(y_train, pos_weight_mode)
+        self.trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=make_compute_metrics(),
+            compute_loss_func=weighted_bce_loss(weights) if weights is not None else None,
+        )
+        self.pos_weight = weights
+        self.train_seconds = 0.0
+
+    def train(self) -> None:
+        start = time.perf_counter()
+        self.trainer.train()
+        self.train_seconds = time.perf_counter() - start
+
+    def scores(self, ds: Dataset) -> np.ndarray:
+        """Sigmoid scores (n, n_labels); gathered from all processes in distributed runs."""
+        logits = self.trainer.predict(ds).predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        return sigmoid(logits)
+
+    def loss_history(self) -> list[dict[str, float]]:
+        return [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]}
+                for h in self.trainer.state.log_history if "loss" in h]

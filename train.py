@@ -1,0 +1,12 @@
+"""Cross-validate, train and save a multi-label job-title classifier.
+
+    accelerate launch train.py --config configs/base.yaml [--any_config_key value ...]
+"""
+
+import sys
+
+from jobtitles.cli import quiet_libraries, train_main
+
+if __name__ == "__main__":
+    quiet_libraries()
+    sys.exit(train_main())
