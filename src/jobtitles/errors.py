@@ -41,8 +41,8 @@ def cli_entry(func: F) -> F:
 
 
 def setup_logging(verbose: bool = False) -> None:
+    """Our messages as `LEVEL: text` on stderr. The logger still propagates, so test captures see it too."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logger.handlers[:] = [handler]
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False

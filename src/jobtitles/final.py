@@ -11,11 +11,10 @@ from transformers import TrainingArguments
 from jobtitles.config import ProjectArgs
 from jobtitles.data import LabeledData
 from jobtitles.errors import UserError, logger, warn
+from jobtitles.inference import AT_LEAST_ONE_KEY, THRESHOLDS_KEY
 from jobtitles.io_utils import read_json, replace_dir, write_json
 from jobtitles.training import FoldRun, build_model, run_args
 
-THRESHOLDS_KEY = "decision_thresholds"  # config.json keys read by inference
-AT_LEAST_ONE_KEY = "decision_at_least_one"
 
 
 def is_complete(model_dir: Path) -> bool:

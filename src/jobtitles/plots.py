@@ -68,7 +68,10 @@ def write_plots(run_dir: Path, results: dict) -> dict[str, str]:
             ax.plot([h["step"] for h in hist], [h["loss"] for h in hist], label=f"fold {f['fold'] + 1}")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
-    ax.legend(fontsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no loss logged (fewer steps than logging_steps)", ha="center", transform=ax.transAxes)
     _save(fig, out_dir / "training_loss.png")
     made["training loss"] = "plots/training_loss.png"
     return made

@@ -48,7 +48,8 @@ def build_model(model_name_or_path: str, labels: list[str], seed: int):
             path, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={lab: i for i, lab in enumerate(labels)}, problem_type=PROBLEM_TYPE,
         )
-        return AutoModelForSequenceClassification.from_pretrained(path, config=config)
+        # a checkpoint that already has a classification head of another size gets a fresh one (as run_classification.py)
+        return AutoModelForSequenceClassification.from_pretrained(path, config=config, ignore_mismatched_sizes=True)
     except (OSError, ValueError) as err:
         raise UserError(
             f"model_name_or_path {model_name_or_path!r}: cannot load a model ({str(err).splitlines()[0]}); "
@@ -69,6 +70,8 @@ def resolve_precision(precision: str) -> dict[str, bool]:
 def run_args(base: TrainingArguments, output_dir: Path, precision: str) -> TrainingArguments:
     """The user's TrainingArguments for one run: its own folder, no Hub pushes (the final model is pushed once)."""
     flags = {} if (base.bf16 or base.fp16) else resolve_precision(precision)
+    if not torch.cuda.is_available():
+        flags["dataloader_pin_memory"] = False  # pinning needs an accelerator; avoids a warning per dataloader
     return dataclasses.replace(base, output_dir=str(output_dir), push_to_hub=False, **flags)
 
 

@@ -1,0 +1,13 @@
+"""Label job titles with a trained model folder.
+
+    python predict.py --model outputs/base/model "VP of Sales" "Senior Software Engineer"
+    python predict.py --model outputs/base/model --input titles.csv --output predictions.jsonl
+"""
+
+import sys
+
+from jobtitles.cli import predict_main, quiet_libraries
+
+if __name__ == "__main__":
+    quiet_libraries()
+    sys.exit(predict_main())

@@ -1,0 +1,139 @@
+"""Fast prediction from a saved model folder: length-sorted batches, per-batch padding, saved thresholds.
+
+    clf = TitleClassifier("outputs/base/model")          # or backend="onnx" after `python -m jobtitles.export`
+    clf.predict("VP of Sales")                            # ['Vice President']
+    clf.predict(["CEO & Founder", "Sr. Engineer"])        # [['Chief Officer', 'Owner'], [...]]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from jobtitles.decisions import decide
+from jobtitles.errors import UserError, warn
+from jobtitles.metrics import sigmoid
+
+THRESHOLDS_KEY = "decision_thresholds"
+AT_LEAST_ONE_KEY = "decision_at_least_one"
+ONNX_FILES = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model_int8.onnx"}
+
+
+def read_model_config(model_dir: Path) -> dict:
+    """config.json of a trained multi-label classifier, or a UserError that says what is wrong."""
+    cfg_path = model_dir / "config.json"
+    if not model_dir.is_dir():
+        raise UserError(f"{model_dir}: model folder not found; pass the model/ folder of a run (outputs/<run>/model)")
+    if not cfg_path.is_file():
+        raise UserError(f"{model_dir}: no config.json, so this is not a saved model; pass outputs/<run>/model")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{cfg_path}: not valid JSON ({err}); the model folder is damaged, retrain or re-copy it") from err
+    id2label = cfg.get("id2label") or {}
+    if cfg.get("problem_type") != "multi_label_classification" or not id2label or all(
+        str(v).startswith("LABEL_") for v in id2label.values()
+    ):
+        raise UserError(
+            f"{model_dir}: not a trained multi-label classifier (expected problem_type "
+            f"'multi_label_classification' and named labels in config.json, found problem_type "
+            f"{cfg.get('problem_type')!r}); pass the model/ folder written by train.py"
+        )
+    return cfg
+
+
+def thresholds_from_config(cfg: dict, labels: list[str], model_dir: Path, override: float | None) -> np.ndarray:
+    if override is not None:
+        return np.full(len(labels), override)
+    saved = cfg.get(THRESHOLDS_KEY)
+    if saved is None:
+        warn(f"{model_dir}: config.json has no {THRESHOLDS_KEY}; using 0.5 for every label")
+        return np.full(len(labels), 0.5)
+    if set(saved) != set(labels):
+        raise UserError(
+            f"{model_dir}: config.json thresholds are for labels {sorted(saved)} but the model has {sorted(labels)}; "
+            f"the folder mixes two runs, re-save it with train.py"
+        )
+    return np.array([float(saved[lab]) for lab in labels])
+
+
+class TitleClassifier:
+    def __init__(self, model: str | Path, backend: str = "torch", batch_size: int = 64, device: str | None = None,
+                 threshold: float | None = None, max_length: int | None = None) -> None:
+        from transformers import AutoTokenizer
+
+        self.model_dir = Path(model)
+        cfg = read_model_config(self.model_dir)
+        self.labels = [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))]
+        self.thresholds = thresholds_from_config(cfg, self.labels, self.model_dir, threshold)
+        self.at_least_one = bool(cfg.get(AT_LEAST_ONE_KEY, True))
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        self.max_length = max_length or min(int(self.tokenizer.model_max_length or 512), 128)
+        self.backend = backend
+        self._forward = self._torch_forward(device) if backend == "torch" else self._onnx_forward(backend)
+
+    # --- backends -------------------------------------------------------------------------------------------
+    def _torch_forward(self, device: str | None):
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        model = AutoModelForSequenceClassification.from_pretrained(str(self.model_dir), dtype=dtype).to(device).eval()
+
+        def forward(batch: dict) -> np.ndarray:
+            with torch.inference_mode():
+                inputs = {k: torch.as_tensor(v, device=device) for k, v in batch.items()}
+                return model(**inputs).logits.float().cpu().numpy()
+
+        return forward
+
+    def _onnx_forward(self, backend: str):
+        if backend not in ONNX_FILES:
+            raise UserError(f"backend must be torch, onnx or onnx-int8, found {backend!r}")
+        path = self.model_dir / ONNX_FILES[backend]
+        if not path.is_file():
+            flag = " --int8" if backend == "onnx-int8" else ""
+            raise UserError(f"{path} not found; export it first: python -m jobtitles.export --model {self.model_dir}{flag}")
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = {i.name for i in session.get_inputs()}
+
+        def forward(batch: dict) -> np.ndarray:
+            feeds = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items() if k in names}
+            return session.run(None, feeds)[0]
+
+        return forward
+
+    # --- prediction -----------------------------------------------------------------------------------------
+    def _batches(self, titles: Sequence[str]) -> Iterator[tuple[np.ndarray, dict]]:
+        enc = self.tokenizer(list(titles), truncation=True, max_length=self.max_length)
+        order = np.argsort([len(ids) for ids in enc["input_ids"]], kind="stable")  # similar lengths share a batch
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            feats = [{k: enc[k][i] for k in keys} for i in idx]
+            yield idx, self.tokenizer.pad(feats, return_tensors="np")
+
+    def predict_scores(self, titles: str | Sequence[str]) -> np.ndarray:
+        """Sigmoid score per label, rows in input order."""
+        titles = [titles] if isinstance(titles, str) else list(titles)
+        scores = np.zeros((len(titles), len(self.labels)), dtype=np.float32)
+        for idx, batch in self._batches(titles):
+            scores[idx] = sigmoid(self._forward(dict(batch)))
+        return scores
+
+    def decide(self, scores: np.ndarray) -> np.ndarray:
+        return decide(scores, self.thresholds, self.at_least_one)
+
+    def predict(self, titles: str | Sequence[str]) -> list[str] | list[list[str]]:
+        """Label names per title (a list for one string, a list of lists for a list)."""
+        single = isinstance(titles, str)
+        pred = self.decide(self.predict_scores(titles))
+        out = [[self.labels[j] for j in np.flatnonzero(row)] for row in pred]
+        return out[0] if single else out

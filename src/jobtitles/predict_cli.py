@@ -1,0 +1,149 @@
+"""predict.py: label titles from the command line, a .csv/.txt file or stdin, with a saved model folder.
+
+Files are read, predicted and written in chunks, so a large file streams and an interrupted run keeps what it
+finished. When the input CSV has label columns, the mistakes are counted and listed (like `check_predictions`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Iterable, TextIO
+
+import numpy as np
+
+from jobtitles.errors import UserError
+
+SEP = " | "
+
+
+class ArgParser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"predict.py: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgParser(prog="predict.py", description="Predict job-title labels with a trained model.")
+    p.add_argument("titles", nargs="*", help="Titles to label (quote each one).")
+    p.add_argument("--model", required=True, help="Model folder written by train.py (outputs/<run>/model).")
+    p.add_argument("--input", help="A .csv (Title column, optional label columns) or .txt file; '-' for stdin.")
+    p.add_argument("--output", help="Write predictions to .csv (semicolon) or .jsonl instead of the screen.")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--chunk_size", type=int, default=10000, help="Titles per read/predict/write chunk.")
+    p.add_argument("--threshold", type=float, default=None, help="Override the saved per-label thresholds.")
+    p.add_argument("--text_column", default="Title")
+    p.add_argument("--label_column_prefix", default="Column")
+    p.add_argument("--delimiter", default=";")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--max_errors_shown", type=int, default=50)
+    return p
+
+
+def read_inputs(args: argparse.Namespace) -> tuple[list[str], list[int], list[list[str]] | None]:
+    from jobtitles.data import load_titles
+
+    if args.input == "-" or (args.input is None and not args.titles and not sys.stdin.isatty()):
+        titles = [" ".join(line.split()) for line in sys.stdin]
+        pairs = [(i + 1, t) for i, t in enumerate(titles) if t]
+        if not pairs:
+            raise UserError("stdin: no titles found; pipe one title per line")
+        return [t for _, t in pairs], [r for r, _ in pairs], None
+    if args.input:
+        return load_titles(Path(args.input), text_column=args.text_column, label_prefix=args.label_column_prefix,
+                           delimiter=args.delimiter, encoding=args.encoding)
+    if not args.titles:
+        raise UserError("predict.py: give titles as arguments, or --input FILE, or pipe titles on stdin")
+    return list(args.titles), list(range(1, len(args.titles) + 1)), None
+
+
+class Writer:
+    """Streams predictions to .csv / .jsonl (flushed per chunk) or prints them."""
+
+    def __init__(self, path: str | None, labels: list[str]) -> None:
+        self.path, self.labels = path, labels
+        self.kind = "screen" if path is None else Path(path).suffix.lower().lstrip(".")
+        if self.kind not in ("screen", "csv", "jsonl"):
+            raise UserError(f"--output {path}: expected a .csv or .jsonl file name")
+        self.fh: TextIO | None = None
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(path, "w", encoding="utf-8", newline="")
+            if self.kind == "csv":
+                self.csv = csv.writer(self.fh, delimiter=";", lineterminator="\n")
+                self.csv.writerow(["row", "title", "predicted", *[f"score:{lab}" for lab in labels]])
+
+    def write(self, rows: list[int], titles: list[str], scores: np.ndarray, pred: np.ndarray) -> None:
+        for r, t, s, p in zip(rows, titles, scores, pred):
+            names = [self.labels[j] for j in np.flatnonzero(p)]
+            if self.kind == "screen":
+                shown = ", ".join(f"{self.labels[j]} ({s[j]:.3f})" for j in np.flatnonzero(p))
+                print(f"{t}\t{shown}")
+            elif self.kind == "csv":
+                self.csv.writerow([r, t, SEP.join(names), *[f"{v:.4f}" for v in s]])
+            else:
+                self.fh.write(json.dumps({"row": r, "title": t, "labels": names,
+                                          "scores": {lab: round(float(v), 4) for lab, v in zip(self.labels, s)}},
+                                         ensure_ascii=False) + "\n")
+        if self.fh:
+            self.fh.flush()
+
+    def close(self) -> None:
+        if self.fh:
+            self.fh.close()
+
+
+def chunks(n: int, size: int) -> Iterable[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def check_predictions(labels: list[str], titles, rows, gold, pred: np.ndarray, limit: int) -> int:
+    """Count and list the titles whose predicted label set differs from the file's labels."""
+    wrong = []
+    for r, t, g, p in zip(rows, titles, gold, pred):
+        got = [labels[j] for j in np.flatnonzero(p)]
+        if set(got) != set(g):
+            wrong.append((r, t, g, got))
+    print(f"\n{len(wrong)} of {len(titles)} predictions differ from the file's labels "
+          f"(subset accuracy {1 - len(wrong) / max(len(titles), 1):.4f})", file=sys.stderr)
+    for r, t, g, got in wrong[:limit]:
+        print(f"  row {r}: {t!r}: file {g or ['(none)']}, predicted {got}", file=sys.stderr)
+    if len(wrong) > limit:
+        print(f"  ... and {len(wrong) - limit} more", file=sys.stderr)
+    return len(wrong)
+
+
+def main(argv: list[str]) -> int:
+    from tqdm.auto import tqdm
+
+    from jobtitles.inference import TitleClassifier
+
+    args = build_parser().parse_args(argv)
+    clf = TitleClassifier(args.model, backend=args.backend, batch_size=args.batch_size, threshold=args.threshold)
+    titles, rows, gold = read_inputs(args)
+    writer = Writer(args.output, clf.labels)
+    preds = []
+    try:
+        bar = tqdm(total=len(titles), unit="title", disable=len(titles) < 1000 or None, file=sys.stderr)
+        for part in chunks(len(titles), args.chunk_size):
+            scores = clf.predict_scores(titles[part])
+            pred = clf.decide(scores)
+            writer.write(rows[part], titles[part], scores, pred)
+            if gold is not None:
+                preds.append(pred)
+            bar.update(len(titles[part]))
+        bar.close()
+    finally:
+        writer.close()
+    if args.output:
+        print(f"wrote {len(titles)} predictions to {args.output}", file=sys.stderr)
+    if gold is not None:
+        unknown = sorted({g for gs in gold for g in gs} - set(clf.labels))
+        if unknown:
+            print(f"note: the file has labels the model does not know: {unknown}", file=sys.stderr)
+        check_predictions(clf.labels, titles, rows, gold, np.concatenate(preds), args.max_errors_shown)
+    return 0

@@ -1,0 +1,79 @@
+"""Shared fixtures: a tiny randomly initialised DistilBERT (built from a config, tokenizer from the embedded
+encoder's uncased WordPiece vocabulary) and small CSVs in the user's schema. Everything runs offline on CPU."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+LEVELS = {
+    "Manager": ["Sales Manager", "Manager, Finance", "Mgr Operations", "Product Manager", "IT Manager",
+                "Marketing Manager", "Senior Manager HR", "Office Manager"],
+    "Director": ["Director of Sales", "Finance Director", "Dir. Marketing", "Head of Engineering",
+                 "Director, HR", "Senior Director IT", "Director Operations", "Head of Product"],
+    "Vice President": ["VP Sales", "Vice President Finance", "SVP Marketing", "EVP Operations", "VP of HR",
+                       "VP Engineering", "Vice President, Product", "AVP IT"],
+    "Chief Officer": ["CEO", "CFO", "CTO", "Chief Marketing Officer", "COO", "CIO", "Chief People Officer",
+                      "CISO"],
+    "Individual Contributor/Staff": ["Software Engineer", "Accountant", "Sales Rep", "Analyst", "Recruiter",
+                                     "Designer", "Data Scientist", "Account Executive"],
+}
+
+
+def write_csv(path: Path, rows: list[tuple[str, list[str]]], n_cols: int = 3) -> Path:
+    lines = ["Title;" + ";".join(f"Column {i + 1}" for i in range(n_cols))]
+    for title, labels in rows:
+        cells = labels + [""] * (n_cols - len(labels))
+        lines.append(";".join([title, *cells]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def sample_rows() -> list[tuple[str, list[str]]]:
+    rows = []
+    for label, titles in LEVELS.items():
+        for t in titles:
+            rows.append((t, [label]))
+            rows.append((f"Senior {t} EMEA", [label]))
+    rows += [("CEO & Founder", ["Chief Officer", "Owner"]), ("Owner", ["Owner"]),
+             ("Director / Manager", ["Director", "Manager"]), ("VP and General Manager", ["Vice President", "Manager"]),
+             ("Board Member", [])]
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("data") / "titles.csv", sample_rows())
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide DistilBERT with random weights, saved like any checkpoint folder."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
+
+    from jobtitles.embedded import embedded_model_dir
+
+    folder = tmp_path_factory.mktemp("tiny-distilbert")
+    tokenizer = DistilBertTokenizerFast(vocab_file=str(embedded_model_dir() / "vocab.txt"), do_lower_case=True)
+    config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, hidden_dim=64, n_layers=2, n_heads=2,
+                              max_position_embeddings=64)
+    import torch
+
+    torch.manual_seed(0)
+    DistilBertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_train_argv(csv: Path, model_dir: Path, out: Path, *extra: str) -> list[str]:
+    """The real base config, shrunk for tests (lightning-hydra-template style)."""
+    root = Path(__file__).resolve().parents[1]
+    return ["--config", str(root / "configs" / "base.yaml"), "--train_file", str(csv),
+            "--model_name_or_path", str(model_dir), "--output_dir", str(out), "--n_splits", "2",
+            "--num_train_epochs", "4", "--learning_rate", "5e-3", "--per_device_train_batch_size", "16",
+            "--max_length", "16", "--tune_min_support", "3", *extra]

@@ -1,0 +1,107 @@
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobtitles.data import load_labeled_csv, load_titles
+from jobtitles.errors import UserError
+
+
+def load(path, **kw):
+    return load_labeled_csv(path, **kw)
+
+
+def test_parses_schema_bom_crlf_quotes_and_merges_labels(tmp_path):
+    text = ("\ufeffTitle;Column 1;Column 2;Column 3\r\n"
+            '"VP; Sales";Vice President ;;\r\n'
+            "CEO & Founder;Chief Officer;Owner;Chief Officer\r\n"
+            "Board Member;;;\r\n"
+            "Engineer;Individual Contributor/Staff;;\r\n")
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode("utf-8"))
+    data = load(path)
+    assert data.titles == ["VP; Sales", "CEO & Founder", "Board Member", "Engineer"]
+    assert data.rows == [2, 3, 4, 5]
+    assert data.labels == sorted(["Vice President", "Chief Officer", "Owner", "Not Required",
+                                  "Individual Contributor/Staff"])
+    assert data.label_sets[1] == ["Chief Officer", "Owner"]  # stripped, de-duplicated
+    assert data.label_sets[2] == ["Not Required"]
+    assert data.y.dtype == np.float32 and data.y.sum(axis=1).tolist() == [1, 2, 1, 1]
+
+
+def test_empty_label_null_keeps_all_zero_row(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("Title;Column 1\nA;X\nB;Y\nC;\n")
+    data = load(path, empty_label=None)
+    assert data.labels == ["X", "Y"]
+    assert data.y[2].sum() == 0
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, r"missing\.csv: file not found"),
+    ("", r"t\.csv: the file is empty"),
+    ("Name;Column 1\nA;X\n", r"t\.csv: no 'Title' column; found columns \['Name', 'Column 1'\]"),
+    ("Title;Level\nA;X\n", r"t\.csv: no label column; expected columns named 'Column 1'"),
+    ("Title,Column 1\nA,X\n", r"t\.csv: the header 'Title,Column 1' looks comma-delimited but ';' is expected"),
+    ("Title;Column 1\nA;X\n;Y\n", r"t\.csv: empty title in rows 3; fill them in or set `empty_titles: drop`"),
+    ("Title;Column 1\nA;X\nB;X\n", r"only one label overall \('X'\)"),
+])
+def test_bad_files_get_one_clear_message(tmp_path, content, message):
+    path = tmp_path / ("missing.csv" if content is None else "t.csv")
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        load(path, empty_titles="error")
+
+
+def test_non_utf8_byte_reports_row(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes("Title;Column 1\nA;X\nGesch\u00e4ftsf\u00fchrer;Y\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"row 3 is not valid utf-8 \(byte 0xe4\).*set `encoding`"):
+        load(path)
+    assert load(path, encoding="latin-1").titles[1] == "Geschäftsführer"
+
+
+def test_dropped_rows_are_reported_not_lost(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    path.write_text("Title;Column 1\nA;X\n  ;Y\nB;Y\nb ;Y\nC;X;extra\nA;Y\n")
+    with caplog.at_level(logging.WARNING, logger="jobtitles"):
+        data = load(path, n_splits=5)
+    assert data.titles == ["A", "B", "A"]
+    assert data.dropped == [(3, "empty title"), (5, "duplicate of row 4"), (6, "3 fields but the header has 2")]
+    assert len(data) + len(data.dropped) == 6  # every input row used or reported
+    text = caplog.text
+    assert "dropped rows 3: empty title" in text
+    assert "1 titles appear with conflicting labels: row 2 ['X'] vs row 7 ['Y']" in text
+    assert "labels with fewer rows than the 5 folds: 'X' (1 rows), 'Y' (2 rows)" in text
+
+
+def test_label_spelling_variants_reported_or_merged(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    path.write_text("Title;Column 1\nA;Vice President\nB;vice  president\nC;Vice President\nD;Owner\n")
+    with caplog.at_level(logging.WARNING, logger="jobtitles"):
+        assert load(path).labels == ["Owner", "Vice President", "vice  president"]
+    assert "differ only by case or spacing are kept apart: 'Vice President' / 'vice  president'" in caplog.text
+    assert load(path, merge_label_variants=True).labels == ["Owner", "Vice President"]
+
+
+def test_zero_rows_after_cleaning(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("Title;Column 1\n ;X\n")
+    with pytest.raises(UserError, match=r"no usable rows after cleaning \(1 dropped\)"):
+        load(path)
+
+
+def test_load_titles_txt_and_csv(tmp_path):
+    txt = tmp_path / "t.txt"
+    txt.write_text("VP Sales\n\nCEO\n")
+    assert load_titles(txt)[0] == ["VP Sales", "CEO"]
+    csv = tmp_path / "t.csv"
+    csv.write_text("Title\nVP Sales\n")
+    titles, rows, gold = load_titles(csv)
+    assert (titles, rows, gold) == (["VP Sales"], [2], None)
+    empty = tmp_path / "e.txt"
+    empty.write_text("\n")
+    with pytest.raises(UserError, match=r"e\.txt: the file is empty"):
+        load_titles(empty)

@@ -1,0 +1,196 @@
+"""The real train.py -> model folder -> pipeline -> predict.py path on a tiny random DistilBERT."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_train_argv
+from jobtitles.cli import predict_main, train_main
+from jobtitles.io_utils import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_csv, tiny_model_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert train_main(tiny_train_argv(tiny_csv, tiny_model_dir, out)) == 0
+    return out
+
+
+def test_run_folder_contents(run_dir):
+    for name in ("cv_results.json", "oof_predictions.csv", "report.md", "folds.json", "run_info.json",
+                 "dropped_rows.csv", "model/config.json", "model/model.safetensors", "model/README.md",
+                 "model/tokenizer.json", "plots/per_label_f1.png", "plots/training_loss.png"):
+        assert (run_dir / name).is_file(), name
+    assert not list(run_dir.rglob("checkpoint-*")), "CV must not write checkpoints"
+    info = read_json(run_dir / "run_info.json")
+    assert len(info["fingerprint"]["csv_sha256"]) == 64 and "transformers" in info["versions"]
+
+
+def test_saved_config_has_sorted_labels_problem_type_and_thresholds(run_dir):
+    cfg = read_json(run_dir / "model" / "config.json")
+    labels = ["Chief Officer", "Director", "Individual Contributor/Staff", "Manager", "Not Required", "Owner",
+              "Vice President"]
+    assert [cfg["id2label"][str(i)] for i in range(len(labels))] == labels
+    assert cfg["label2id"] == {lab: i for i, lab in enumerate(labels)}
+    assert cfg["problem_type"] == "multi_label_classification"
+    assert set(cfg["decision_thresholds"]) == set(labels)
+    assert cfg["decision_thresholds"] == read_json(run_dir / "cv_results.json")["thresholds"]
+
+
+def test_training_changed_the_parameters(run_dir, tiny_model_dir):
+    before = load_file(tiny_model_dir / "model.safetensors")
+    after = load_file(run_dir / "model" / "model.safetensors")
+    key = "distilbert.transformer.layer.0.attention.q_lin.weight"
+    assert not torch.equal(before[key], after[key])
+
+
+def test_cv_results_are_consistent(run_dir, tiny_csv):
+    res = read_json(run_dir / "cv_results.json")
+    assert res["n_splits"] == 2 and len(res["folds"]) == 2
+    assert res["n_rows"] == sum(f["n_test"] for f in res["folds"]) == 85
+    for variant in ("model", "model_tuned", "baseline", "model_train"):
+        for metric in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss"):
+            values = [f[{"model": "test", "model_tuned": "test_tuned", "model_train": "train"}.get(variant, variant)][metric]
+                      for f in res["folds"]]
+            assert res["summary"][variant][metric]["mean"] == pytest.approx(np.mean(values))
+            assert res["summary"][variant][metric]["std"] == pytest.approx(np.std(values, ddof=1))
+    # Owner has 2 rows: with 2 folds a test fold may lack it; the report must say so when it happens
+    folds = read_json(run_dir / "folds.json")
+    assert sorted(r for f in folds for r in f["test_rows"]) == list(range(2, 87))
+    # the baseline learns these separable titles; the tiny random model must at least beat chance on training data
+    assert res["summary"]["baseline"]["micro_f1"]["mean"] > 0.6
+
+
+def test_oof_file_matches_cv_results(run_dir):
+    res = read_json(run_dir / "cv_results.json")
+    with open(run_dir / "oof_predictions.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))
+    assert len(rows) == res["n_rows"]
+    correct = np.mean([int(r["correct"]) for r in rows])
+    per_fold = [f["test_tuned"]["subset_accuracy"] * f["n_test"] for f in res["folds"]]
+    assert correct == pytest.approx(sum(per_fold) / res["n_rows"])
+    assert {k for k in rows[0] if k.startswith("score:")} == {f"score:{lab}" for lab in res["labels"]}
+
+
+def test_report_numbers_equal_cv_results(run_dir):
+    res = read_json(run_dir / "cv_results.json")
+    report = (run_dir / "report.md").read_text()
+    row = re.search(r"^\| micro_f1 \| (.+) \|$", report, re.M).group(1).split(" | ")
+    expected = [res["summary"][v]["micro_f1"] for v in ("model", "model_tuned", "baseline", "model_train")]
+    assert row == [f"{e['mean']:.4f} ± {e['std']:.4f}" for e in expected]
+    for lab in res["labels"]:
+        assert f"| {lab} | {res['label_support'][lab]} |" in report
+    for path in res["plots"].values():
+        assert f"]({path})" in report and (run_dir / path).is_file()
+
+
+def test_model_card_metadata_and_numbers(run_dir):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(run_dir / "model" / "README.md")
+    res = read_json(run_dir / "cv_results.json")
+    assert card.data.library_name == "transformers"
+    assert card.data.pipeline_tag == "text-classification"
+    assert "multi-label-classification" in card.data.tags
+    micro = [r for r in card.data.eval_results if r.metric_name.startswith("CV micro-F1")][0]
+    assert micro.metric_value == round(res["summary"]["model_tuned"]["micro_f1"]["mean"], 4)
+    assert 'pipeline("text-classification"' in card.text and "top_k=None" in card.text
+    assert "TF-IDF" in card.text
+
+
+def test_pipeline_returns_sigmoid_scores_with_label_names(run_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    clf = pipeline("text-classification", model=str(run_dir / "model"), top_k=None)
+    out = clf(["VP of Sales", "Senior Software Engineer"])
+    labels = read_json(run_dir / "cv_results.json")["labels"]
+    assert len(out) == 2 and sorted(d["label"] for d in out[0]) == labels
+    assert sum(d["score"] for d in out[0]) != pytest.approx(1.0, abs=1e-3)  # independent sigmoids, not softmax
+    tok = AutoTokenizer.from_pretrained(run_dir / "model")
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()
+    with torch.no_grad():
+        expected = torch.sigmoid(model(**tok(["VP of Sales"], return_tensors="pt")).logits)[0]
+    got = {d["label"]: d["score"] for d in out[0]}
+    assert [got[lab] for lab in labels] == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_title_classifier_applies_saved_thresholds(run_dir):
+    from jobtitles import TitleClassifier
+
+    clf = TitleClassifier(run_dir / "model", batch_size=3)
+    titles = ["VP of Sales", "CEO", "Software Engineer", "Director of Finance", "x"]
+    scores = clf.predict_scores(titles)
+    # batching/sorting must not change scores
+    single = np.vstack([clf.predict_scores(t) for t in titles])
+    assert np.allclose(scores, single, atol=1e-5)
+    thr = np.array([clf.thresholds[j] for j in range(len(clf.labels))])
+    for title, s, labels in zip(titles, scores, clf.predict(titles)):
+        passing = [clf.labels[j] for j in np.flatnonzero(s >= thr)]
+        assert labels == (passing or [clf.labels[int(np.argmax(s))]])
+    assert isinstance(clf.predict("CEO"), list) and isinstance(clf.predict("CEO")[0], str)
+
+
+def test_predict_cli_titles_and_checked_csv(run_dir, tiny_csv, tmp_path, capsys):
+    model = str(run_dir / "model")
+    assert predict_main(["--model", model, "VP of Sales", "Senior Software Engineer"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [l.split("\t")[0] for l in lines] == ["VP of Sales", "Senior Software Engineer"]
+    out = tmp_path / "pred.jsonl"
+    assert predict_main(["--model", model, "--input", str(tiny_csv), "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    records = [json.loads(l) for l in out.read_text().splitlines()]
+    assert len(records) == 85 and records[0]["row"] == 2
+    wrong = sum(set(r["labels"]) != set(g) for r, g in zip(records, gold_sets(tiny_csv)))
+    assert f"{wrong} of 85 predictions differ from the file's labels" in err
+    out_csv = tmp_path / "pred.csv"
+    assert predict_main(["--model", model, "--input", str(tiny_csv), "--output", str(out_csv), "--chunk_size", "10"]) == 0
+    with open(out_csv) as fh:
+        assert len(list(csv.DictReader(fh, delimiter=";"))) == 85
+
+
+def gold_sets(path: Path) -> list[list[str]]:
+    with open(path) as fh:
+        return [[v for k, v in r.items() if k != "Title" and v] for r in csv.DictReader(fh, delimiter=";")]
+
+
+def test_predict_script_errors_are_one_line(run_dir, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    cases = [
+        (["--model", str(tmp_path), "VP"], r"not a saved model"),
+        (["--model", str(run_dir / "model"), "--input", str(empty)], r"empty\.csv: the file is empty"),
+        (["--model", str(run_dir / "model"), "--output", "x.parquet", "VP"], r"expected a \.csv or \.jsonl"),
+    ]
+    for argv, pattern in cases:
+        proc = subprocess.run([sys.executable, str(ROOT / "predict.py"), *argv], capture_output=True, text=True,
+                              cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert re.search(rf"^error: .*{pattern}", proc.stderr, re.M), proc.stderr
+
+
+def test_predict_rejects_mixed_thresholds(run_dir, tmp_path):
+    import shutil
+
+    from jobtitles import TitleClassifier
+    from jobtitles.errors import UserError
+
+    bad = tmp_path / "model"
+    shutil.copytree(run_dir / "model", bad)
+    cfg = read_json(bad / "config.json")
+    cfg["decision_thresholds"] = {"Other": 0.5}
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match=r"thresholds are for labels \['Other'\] but the model has"):
+        TitleClassifier(bad)
