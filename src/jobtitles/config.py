@@ -39,6 +39,10 @@ class ProjectArgs:
         default=False, metadata={"help": "Merge labels that differ only by case/spacing (always reported)."}
     )
     max_length: int = field(default=64, metadata={"help": "Tokens per title; longer titles are truncated (reported)."})
+    pad_to_max_length: bool = field(
+        default=False, metadata={"help": "Pad every title to max_length (the classic recipe; slow). Default: "
+                                         "dynamic padding per batch."}
+    )
     # --- model ---
     model_name_or_path: str = field(
         default="embedded", metadata={"help": "'embedded' (offline all-MiniLM-L6-v2), a local folder or a Hub id."}

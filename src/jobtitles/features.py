@@ -18,12 +18,16 @@ def build_dataset(titles: list[str], y: np.ndarray | None, rows: list[int]) -> D
     return Dataset.from_dict(columns, features=Features(features))
 
 
-def tokenize_dataset(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, num_proc: int | None = None) -> Dataset:
-    """Add input_ids/attention_mask and a `length` column (used by group_by_length sampling)."""
+def tokenize_dataset(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, num_proc: int | None = None,
+                     pad_to_max_length: bool = False) -> Dataset:
+    """Add input_ids/attention_mask and a `length` column (used by group_by_length sampling).
+
+    No padding by default: DataCollatorWithPadding pads each batch to its longest title."""
+    padding = "max_length" if pad_to_max_length else False
 
     def encode(batch: dict) -> dict:
-        enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
-        enc["length"] = [len(ids) for ids in enc["input_ids"]]
+        enc = tokenizer(batch["text"], truncation=True, max_length=max_length, padding=padding)
+        enc["length"] = [sum(mask) for mask in enc["attention_mask"]]
         return enc
 
     out = ds.map(encode, batched=True, batch_size=2000, num_proc=num_proc, desc="tokenizing",

@@ -86,7 +86,8 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
     state.wait_for_everyone()
 
     tokenizer = load_tokenizer(project.model_name_or_path)
-    ds = model_columns(tokenize_dataset(build_dataset(data.titles, data.y, data.rows), tokenizer, project.max_length))
+    ds = model_columns(tokenize_dataset(build_dataset(data.titles, data.y, data.rows), tokenizer,
+                                                 project.max_length, pad_to_max_length=project.pad_to_max_length))
     folds = make_folds(data.y, project.n_splits, project.cv_shuffle, training.seed)
     if state.is_main_process:
         write_json(run_dir / "folds.json", [{"fold": k, "train_rows": [data.rows[i] for i in tr],

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
+from torch.utils.data import SequentialSampler
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -75,13 +76,23 @@ def run_args(base: TrainingArguments, output_dir: Path, precision: str) -> Train
     return dataclasses.replace(base, output_dir=str(output_dir), push_to_hub=False, **flags)
 
 
+class _Trainer(Trainer):
+    def _get_eval_sampler(self, eval_dataset):
+        # transformers 5 groups evaluation batches by length whenever training does, and predictions then come
+        # back out of dataset order. Scores must line up with rows, so evaluation is sequential here (FoldRun
+        # sorts by length itself and restores the order).
+        if eval_dataset is None:
+            return None
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
 class FoldRun:
     """Train one model on `train_ds`; score any split afterwards."""
 
     def __init__(self, model, args: TrainingArguments, train_ds: Dataset, tokenizer: PreTrainedTokenizerBase,
                  y_train: np.ndarray, pos_weight_mode: str, eval_ds: Dataset | None = None) -> None:
         weights = pos_weight(y_train, pos_weight_mode)
-        self.trainer = Trainer(
+        self.trainer = _Trainer(
             model=model,
             args=args,
             train_dataset=train_ds,
@@ -100,10 +111,15 @@ class FoldRun:
         self.train_seconds = time.perf_counter() - start
 
     def scores(self, ds: Dataset) -> np.ndarray:
-        """Sigmoid scores (n, n_labels); gathered from all processes in distributed runs."""
-        logits = self.trainer.predict(ds).predictions
+        """Sigmoid scores (n, n_labels) in the rows' order; gathered from all processes in distributed runs.
+
+        Rows are predicted sorted by length (little padding per batch), then put back in order."""
+        order = np.argsort(np.asarray(ds["length"]), kind="stable") if "length" in ds.column_names else np.arange(len(ds))
+        logits = self.trainer.predict(ds.select(order)).predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
-        return sigmoid(logits)
+        out = np.empty_like(logits, dtype=np.float64)
+        out[order] = sigmoid(logits)
+        return out
 
     def loss_history(self) -> list[dict[str, float]]:
         return [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]}
