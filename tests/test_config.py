@@ -17,7 +17,7 @@ def write(tmp_path: Path, text: str) -> str:
 def test_shipped_configs_parse():
     project, training = parse_config(["--config", str(ROOT / "configs" / "base.yaml")])
     assert project.model_name_or_path == "embedded"
-    assert training.learning_rate == pytest.approx(1e-4)
+    assert training.learning_rate == pytest.approx(2e-4)
     assert training.output_dir == "outputs/base"
     project, training = parse_config(["--config", str(ROOT / "configs" / "distilbert.yaml")])
     assert project.model_name_or_path == "distilbert-base-uncased"

@@ -73,6 +73,9 @@ def run_args(base: TrainingArguments, output_dir: Path, precision: str) -> Train
     flags = {} if (base.bf16 or base.fp16) else resolve_precision(precision)
     if not torch.cuda.is_available():
         flags["dataloader_pin_memory"] = False  # pinning needs an accelerator; avoids a warning per dataloader
+    # Our BCE is a per-batch mean, not a token sum: the Trainer's multiply-by-world-size rescaling for
+    # token-averaged losses would double the gradient in a 2-process run.
+    flags["average_tokens_across_devices"] = False
     return dataclasses.replace(base, output_dir=str(output_dir), push_to_hub=False, **flags)
 
 
