@@ -103,5 +103,20 @@ def test_load_titles_txt_and_csv(tmp_path):
     assert (titles, rows, gold) == (["VP Sales"], [2], None)
     empty = tmp_path / "e.txt"
     empty.write_text("\n")
-    with pytest.raises(UserError, match=r"e\.txt: the file is empty"):
+    with pytest.raises(UserError, match=r"e\.txt: no titles found"):
         load_titles(empty)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("Title\nCEO\nGesch\u00e4ftsf\u00fchrer\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"bad\.csv: row 3 is not valid utf-8"):
+        load_titles(bad)
+    assert load_titles(bad, encoding="latin-1")[0] == ["CEO", "Geschäftsführer"]
+
+
+def test_iter_titles_streams_in_chunks(tmp_path):
+    from jobtitles.data import iter_titles
+
+    path = tmp_path / "t.csv"
+    path.write_text("Title;Column 1\n" + "".join(f"Title {i};X\n" for i in range(25)))
+    chunks = list(iter_titles(path, chunk_size=10))
+    assert [len(c[0]) for c in chunks] == [10, 10, 5]
+    assert chunks[2][1] == [22, 23, 24, 25, 26] and chunks[0][2][0] == ["X"]

@@ -194,3 +194,26 @@ def test_predict_rejects_mixed_thresholds(run_dir, tmp_path):
     (bad / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(UserError, match=r"thresholds are for labels \['Other'\] but the model has"):
         TitleClassifier(bad)
+
+
+def test_onnx_export_matches_torch(run_dir, tmp_path, capsys):
+    import shutil
+
+    from jobtitles import TitleClassifier
+    from jobtitles.export import main as export_main, parity, parity_rows
+    from jobtitles.predict_cli import main as predict_cli
+
+    model = tmp_path / "run" / "model"
+    shutil.copytree(run_dir / "model", model)
+    shutil.copy(run_dir / "oof_predictions.csv", model.parent / "oof_predictions.csv")
+    assert export_main(["--model", str(model), "--int8", "--no_parity"]) == 0
+    assert (model / "onnx" / "model.onnx").is_file() and (model / "onnx" / "model_int8.onnx").is_file()
+    titles = ["VP of Sales", "CEO", "Senior Director of Global Corporate Communications", "x"]
+    ref = TitleClassifier(model).predict_scores(titles)
+    assert np.allclose(TitleClassifier(model, backend="onnx").predict_scores(titles), ref, atol=1e-4)
+    assert np.abs(TitleClassifier(model, backend="onnx-int8").predict_scores(titles) - ref).max() < 0.05
+    titles_cv, gold = parity_rows(model, None)
+    r = parity(model, "onnx", titles_cv, gold)
+    assert r["agreement"] == 1.0 and r["micro_f1_onnx"] == pytest.approx(r["micro_f1_torch"])
+    assert predict_cli(["--model", str(model), "--backend", "onnx-int8", "CEO"]) == 0
+    assert capsys.readouterr().out.startswith("CEO\t")

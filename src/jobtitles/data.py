@@ -246,30 +246,67 @@ def _report_conflicts(path: Path, kept: list, messages: list[str]) -> None:
         )
 
 
-def load_titles(path: str | Path, *, text_column: str = "Title", label_prefix: str = "Column",
-                delimiter: str = ";", encoding: str = "utf-8") -> tuple[list[str], list[int], list[list[str]] | None]:
-    """Titles to predict from a .csv (labels read when present, for checking) or a .txt (one per line)."""
+def iter_titles(path: str | Path, chunk_size: int = 10000, *, text_column: str = "Title",
+                label_prefix: str = "Column", delimiter: str = ";", encoding: str = "utf-8"):
+    """Stream (titles, rows, gold label sets or None) chunks from a .csv (labels read when present, for
+    checking) or a .txt file (one title per line), without reading the whole file into memory."""
     path = Path(path)
-    if path.suffix.lower() != ".csv":
-        text = read_text(path, encoding)
-        pairs = [(i + 1, " ".join(line.split())) for i, line in enumerate(text.splitlines())]
-        pairs = [(r, t) for r, t in pairs if t]
-        if not pairs:
-            raise UserError(f"{path}: no titles found; expected one title per line")
-        return [t for _, t in pairs], [r for r, _ in pairs], None
-    header, records = read_rows(path, delimiter, encoding)
-    title_idx, label_idx = find_columns(path, header, text_column, label_prefix, need_labels=False)
-    titles, rows, gold, empty = [], [], [], []
-    for row, cells in records:
-        title = " ".join(cells[title_idx].split()) if title_idx < len(cells) else ""
-        if not title:
-            empty.append(row)
-            continue
-        titles.append(title)
-        rows.append(row)
-        gold.append(list(dict.fromkeys(cells[i].strip() for i in label_idx if i < len(cells) and cells[i].strip())))
-    if empty:
-        warn(f"{path}: skipped rows {_listing(empty)}: empty title")
-    if not titles:
-        raise UserError(f"{path}: no titles found under the '{text_column}' column")
-    return titles, rows, (gold if label_idx else None)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; check the path (--input)")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: the file is empty; expected titles (a 'Title' column or one title per line)")
+    codec = "utf-8-sig" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding
+    is_csv = path.suffix.lower() == ".csv"
+    found = 0
+    with open(path, "rb") as fh:
+        lines = _decoded_lines(fh, path, codec, encoding)  # decoded one line at a time: exact row in errors
+        if is_csv:
+            header_line = next(lines)
+            _check_delimiter(path, header_line, delimiter)
+            header = [h.strip() for h in next(csv.reader([header_line], delimiter=delimiter))]
+            title_idx, label_idx = find_columns(path, header, text_column, label_prefix, need_labels=False)
+            reader = csv.reader(lines, delimiter=delimiter)
+            records = ((reader.line_num + 1, cells) for cells in reader)
+        else:
+            title_idx, label_idx = 0, []
+            records = ((i + 1, [line]) for i, line in enumerate(lines))
+        titles, rows, gold = [], [], []
+        for line_no, cells in records:
+            title = " ".join(cells[title_idx].split()) if title_idx < len(cells) else ""
+            if not title:
+                continue
+            titles.append(title)
+            rows.append(line_no)
+            gold.append([c.strip() for c in (cells[i] for i in label_idx if i < len(cells)) if c.strip()])
+            if len(titles) == chunk_size:
+                found += len(titles)
+                yield titles, rows, (gold if label_idx else None)
+                titles, rows, gold = [], [], []
+    if titles:
+        found += len(titles)
+        yield titles, rows, (gold if label_idx else None)
+    if not found:
+        raise UserError(f"{path}: no titles found; expected a '{text_column}' column or one title per line")
+
+
+def _decoded_lines(fh, path: Path, codec: str, encoding: str):
+    for row, raw in enumerate(fh, start=1):
+        try:
+            yield raw.decode(codec)
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path}: row {row} is not valid {encoding} (byte 0x{raw[err.start]:02x}); re-save the "
+                            f"file as UTF-8 or pass --encoding (e.g. cp1252 or latin-1)") from err
+        except LookupError as err:
+            raise UserError(f"encoding: unknown encoding {encoding!r}; use e.g. utf-8, cp1252, latin-1") from err
+
+
+def load_titles(path: str | Path, **kwargs) -> tuple[list[str], list[int], list[list[str]] | None]:
+    """All titles of a file at once (see iter_titles)."""
+    titles, rows, gold, has_gold = [], [], [], False
+    for t, r, g in iter_titles(path, **kwargs):
+        titles += t
+        rows += r
+        if g is not None:
+            has_gold = True
+            gold += g
+    return titles, rows, (gold if has_gold else None)

@@ -11,7 +11,7 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Iterable, TextIO
+from typing import TextIO
 
 import numpy as np
 
@@ -43,21 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_inputs(args: argparse.Namespace) -> tuple[list[str], list[int], list[list[str]] | None]:
-    from jobtitles.data import load_titles
+def input_chunks(args: argparse.Namespace):
+    """(titles, rows, gold or None) chunks from the command line, stdin or a file (streamed)."""
+    from jobtitles.data import iter_titles
 
     if args.input == "-" or (args.input is None and not args.titles and not sys.stdin.isatty()):
-        titles = [" ".join(line.split()) for line in sys.stdin]
-        pairs = [(i + 1, t) for i, t in enumerate(titles) if t]
+        pairs = [(i + 1, " ".join(line.split())) for i, line in enumerate(sys.stdin)]
+        pairs = [(r, t) for r, t in pairs if t]
         if not pairs:
             raise UserError("stdin: no titles found; pipe one title per line")
-        return [t for _, t in pairs], [r for r, _ in pairs], None
-    if args.input:
-        return load_titles(Path(args.input), text_column=args.text_column, label_prefix=args.label_column_prefix,
-                           delimiter=args.delimiter, encoding=args.encoding)
-    if not args.titles:
+        yield [t for _, t in pairs], [r for r, _ in pairs], None
+    elif args.input:
+        yield from iter_titles(Path(args.input), args.chunk_size, text_column=args.text_column,
+                               label_prefix=args.label_column_prefix, delimiter=args.delimiter,
+                               encoding=args.encoding)
+    elif not args.titles:
         raise UserError("predict.py: give titles as arguments, or --input FILE, or pipe titles on stdin")
-    return list(args.titles), list(range(1, len(args.titles) + 1)), None
+    else:
+        yield list(args.titles), list(range(1, len(args.titles) + 1)), None
 
 
 class Writer:
@@ -96,11 +99,6 @@ class Writer:
             self.fh.close()
 
 
-def chunks(n: int, size: int) -> Iterable[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
-
-
 def check_predictions(labels: list[str], titles, rows, gold, pred: np.ndarray, limit: int) -> int:
     """Count and list the titles whose predicted label set differs from the file's labels."""
     wrong = []
@@ -124,26 +122,31 @@ def main(argv: list[str]) -> int:
 
     args = build_parser().parse_args(argv)
     clf = TitleClassifier(args.model, backend=args.backend, batch_size=args.batch_size, threshold=args.threshold)
-    titles, rows, gold = read_inputs(args)
     writer = Writer(args.output, clf.labels)
-    preds = []
+    checked: list[tuple] = []  # (titles, rows, gold, pred) of files with label columns
+    total = 0
+    bar = tqdm(unit="title", disable=args.output is None, file=sys.stderr)
     try:
-        bar = tqdm(total=len(titles), unit="title", disable=len(titles) < 1000 or None, file=sys.stderr)
-        for part in chunks(len(titles), args.chunk_size):
-            scores = clf.predict_scores(titles[part])
+        for titles, rows, gold in input_chunks(args):
+            scores = clf.predict_scores(titles)
             pred = clf.decide(scores)
-            writer.write(rows[part], titles[part], scores, pred)
+            writer.write(rows, titles, scores, pred)  # flushed: an interrupted run keeps finished chunks
             if gold is not None:
-                preds.append(pred)
-            bar.update(len(titles[part]))
-        bar.close()
+                checked.append((titles, rows, gold, pred))
+            total += len(titles)
+            bar.update(len(titles))
     finally:
+        bar.close()
         writer.close()
     if args.output:
-        print(f"wrote {len(titles)} predictions to {args.output}", file=sys.stderr)
-    if gold is not None:
+        print(f"wrote {total} predictions to {args.output}", file=sys.stderr)
+    if checked:
+        titles = [t for c in checked for t in c[0]]
+        rows = [r for c in checked for r in c[1]]
+        gold = [g for c in checked for g in c[2]]
         unknown = sorted({g for gs in gold for g in gs} - set(clf.labels))
         if unknown:
             print(f"note: the file has labels the model does not know: {unknown}", file=sys.stderr)
-        check_predictions(clf.labels, titles, rows, gold, np.concatenate(preds), args.max_errors_shown)
+        check_predictions(clf.labels, titles, rows, gold, np.concatenate([c[3] for c in checked]),
+                          args.max_errors_shown)
     return 0

@@ -3,6 +3,7 @@ final model + card (+ Hub push). Each step is a function in its own module; this
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,9 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
     state = PartialState()
     start = time.perf_counter()
     run_dir = Path(training.output_dir)
+    if not state.is_main_process:
+        logger.setLevel(logging.WARNING)  # one copy of the progress messages
+    logger.info(f"{state.num_processes} process{'es' if state.num_processes > 1 else ''} on {state.device}")
     data = load_data(project)
     config = resolved_config(project, training)
     info = {"fingerprint": fingerprint(config, Path(project.train_file)), "config": config,
