@@ -24,6 +24,7 @@ def run_train(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
     ({"t.csv": "Title;Column 1\n;Chief Officer\nCEO;Chief Officer\nVP;VP\n"},
      ["--train_file", "t.csv", "--empty_titles", "error"], r"empty title in rows 2"),
     (None, ["--num_train_epochs", "many"], r"argument --num_train_epochs.*invalid float value: 'many'"),
+    (None, ["--push_to_hub", "true"], r"push_to_hub is true but hub_model_id is not set"),
     (None, ["--model_name_or_path", "/no/such/model", "--train_file", str(ROOT / "data" / "job_titles.csv")],
      r"model_name_or_path '/no/such/model': cannot load a tokenizer"),
 ])

@@ -120,3 +120,26 @@ def test_iter_titles_streams_in_chunks(tmp_path):
     chunks = list(iter_titles(path, chunk_size=10))
     assert [len(c[0]) for c in chunks] == [10, 10, 5]
     assert chunks[2][1] == [22, 23, 24, 25, 26] and chunks[0][2][0] == ["X"]
+
+
+def test_extra_columns_are_reported(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    path.write_text("Title;Column 1;Notes\nCEO;Chief Officer;x\nVP;Vice President;\n")
+    with caplog.at_level(logging.WARNING, logger="jobtitles"):
+        load(path)
+    assert "columns ['Notes'] ignored: only 'Title' and 'Column N' columns are read" in caplog.text
+
+
+def test_truncation_reported_once_with_count(tiny_model_dir, caplog):
+    from transformers import AutoTokenizer
+
+    from jobtitles.features import build_dataset, tokenize_dataset
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    titles = ["CEO", "Senior Vice President of Global Strategic Partnerships and Corporate Development EMEA",
+              "Director of Sales and Marketing Operations for Enterprise Accounts in Central Europe"]
+    with caplog.at_level(logging.WARNING, logger="jobtitles"):
+        ds = tokenize_dataset(build_dataset(titles, None, [2, 3, 4]), tok, max_length=8)
+    assert ds["length"] == [3, 8, 8]
+    assert caplog.text.count("truncated") == 1
+    assert "2 titles reached max_length=8 tokens and were truncated" in caplog.text

@@ -217,3 +217,20 @@ def test_onnx_export_matches_torch(run_dir, tmp_path, capsys):
     assert r["agreement"] == 1.0 and r["micro_f1_onnx"] == pytest.approx(r["micro_f1_torch"])
     assert predict_cli(["--model", str(model), "--backend", "onnx-int8", "CEO"]) == 0
     assert capsys.readouterr().out.startswith("CEO\t")
+
+
+def test_model_without_thresholds_warns_and_uses_half(run_dir, tmp_path, caplog):
+    import logging
+    import shutil
+
+    from jobtitles import TitleClassifier
+
+    plain = tmp_path / "model"
+    shutil.copytree(run_dir / "model", plain)
+    cfg = read_json(plain / "config.json")
+    del cfg["decision_thresholds"]
+    (plain / "config.json").write_text(json.dumps(cfg))
+    with caplog.at_level(logging.WARNING, logger="jobtitles"):
+        clf = TitleClassifier(plain)
+    assert "config.json has no decision_thresholds; using 0.5 for every label" in caplog.text
+    assert clf.thresholds.tolist() == [0.5] * len(clf.labels)

@@ -17,7 +17,7 @@ from jobtitles.baseline import BASELINE_NAME, baseline_scores
 from jobtitles.config import ProjectArgs
 from jobtitles.data import LabeledData, load_labeled_csv
 from jobtitles.decisions import cross_fitted, decide, threshold_vector, tune_thresholds
-from jobtitles.errors import logger
+from jobtitles.errors import UserError, logger
 from jobtitles.features import build_dataset, model_columns, tokenize_dataset
 from jobtitles.folds import make_folds, missing_labels
 from jobtitles.io_utils import read_json, save_npy, write_json
@@ -73,6 +73,8 @@ def load_fold(fold_dir: Path) -> FoldOutput | None:
 
 
 def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
+    if training.push_to_hub and not training.hub_model_id:  # say so before hours of training, not after
+        raise UserError("push_to_hub is true but hub_model_id is not set; set hub_model_id: <user>/<repo>")
     state = PartialState()
     start = time.perf_counter()
     run_dir = Path(training.output_dir)
