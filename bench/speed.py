@@ -161,6 +161,24 @@ def worker_infer(model_dir: str, csv: str, n_latency: int, batch_size: int) -> d
     return out
 
 
+def random_distilbert(folder: Path, labels: list[str]) -> str:
+    """distilbert-base-uncased's architecture (768 wide, 6 layers) with random weights: latency does not depend
+    on the weights, and the real checkpoint needs the Hub."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
+
+    from jobtitles.embedded import embedded_model_dir
+
+    tok = DistilBertTokenizerFast(vocab_file=str(embedded_model_dir() / "vocab.txt"), do_lower_case=True)
+    cfg = DistilBertConfig(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                           label2id={lab: i for i, lab in enumerate(labels)}, problem_type="multi_label_classification")
+    cfg.decision_thresholds = {lab: 0.5 for lab in labels}
+    torch.manual_seed(0)
+    DistilBertForSequenceClassification(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
 # ------------------------------------------------------------------------------------------------------- main
 def spawn(args: list[str]) -> dict:
     proc = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True,
@@ -181,6 +199,8 @@ def main() -> None:
     p.add_argument("--warmup_steps", type=int, default=5)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--model_dir", help="trained model folder for infer (default: train one with the defaults)")
+    p.add_argument("--random_distilbert", action="store_true",
+                   help="infer with a random-weight distilbert-base-sized classifier (latency only)")
     p.add_argument("--n_latency", type=int, default=300)
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--out", help="write all figures as JSON here")
@@ -209,7 +229,11 @@ def main() -> None:
                   f"subset acc. {r['subset_accuracy']:.4f} (tuned {r.get('subset_accuracy_tuned', float('nan')):.4f})")
     if "infer" in parts:
         model_dir = args.model_dir
-        if model_dir is None:
+        if args.random_distilbert:
+            from jobtitles.data import load_labeled_csv
+
+            model_dir = random_distilbert(Path(tempfile.mkdtemp()), load_labeled_csv(args.csv).labels)
+        elif model_dir is None:
             tmp = tempfile.mkdtemp()
             from jobtitles.config import parse_config
             from jobtitles.run import cross_validate
