@@ -44,7 +44,8 @@ def make_card(results: dict, project: ProjectArgs, training: TrainingArguments) 
                      "at_least_one": project.at_least_one, "n_splits": project.n_splits})
     return ModelCard.from_template(
         data, template_path=str(TEMPLATE),
-        model_id=training.hub_model_id or "path/to/model",
+        model_id=training.hub_model_id or "outputs/<run>/model",
+        title=training.hub_model_id or "Job-title classifier",
         base_model=base,
         labels=results["labels"],
         label_support=results["label_support"],

@@ -36,7 +36,7 @@ def write_plots(run_dir: Path, results: dict) -> dict[str, str]:
     ax.set_yticks(pos, labels)
     ax.set_xlim(0, 1)
     ax.set_xlabel("out-of-fold F1")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     _save(fig, out_dir / "per_label_f1.png")
     made["per-label F1"] = "plots/per_label_f1.png"
 
