@@ -95,13 +95,11 @@ def worker_cv(setting: str, csv: str, model: str, n_splits: int) -> dict:
         run_dir = cross_validate(*parse_config(argv))
         wall = time.perf_counter() - start
         res = read_json(run_dir / "cv_results.json")
-    s = res["summary"]
-    out = {"wall_s": wall, "peak_mb": peak_memory_mb(), "n_rows": res["n_rows"],
-           "micro_f1": s["model"]["micro_f1"], "subset_accuracy": s["model"]["subset_accuracy"]}
-    if "model_tuned" in s:
-        out.update(micro_f1_tuned=s["model_tuned"]["micro_f1"], subset_accuracy_tuned=s["model_tuned"]["subset_accuracy"])
-    if "baseline" in s:
-        out.update(baseline_micro_f1=s["baseline"]["micro_f1"], baseline_subset_accuracy=s["baseline"]["subset_accuracy"])
+    out = {"wall_s": wall, "peak_mb": peak_memory_mb(), "n_rows": res["n_rows"]}
+    for variant, suffix in (("model", ""), ("model_tuned", "_tuned"), ("baseline", "_baseline")):
+        for metric in ("micro_f1", "subset_accuracy"):
+            if variant in res["summary"]:
+                out[metric + suffix] = res["summary"][variant][metric]["mean"]  # mean over folds
     return out
 
 

@@ -85,9 +85,9 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
     config = resolved_config(project, training)
     info = {"fingerprint": fingerprint(config, Path(project.train_file)), "config": config,
             "versions": package_versions(), "git_commit": git_commit(), "train_file": str(project.train_file)}
-    resuming = False
     if state.is_main_process:
-        resuming = prepare_run_dir(run_dir, info, project.overwrite)
+        if prepare_run_dir(run_dir, info, project.overwrite):
+            logger.info(f"{run_dir} holds an earlier run with the same inputs: resuming it")
         outputs.write_dropped(run_dir, data)
     state.wait_for_everyone()
 
