@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.skipif(shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
                     reason="accelerate CLI not installed")
 def test_two_processes_match_one(tiny_csv, tiny_model_dir, tmp_path):
-    common = ["--num_train_epochs", "3", "--n_splits", "2"]
+    common = ["--num_train_epochs", "3", "--n_splits", "2", "--logging_steps", "1"]
     single = tmp_path / "single"
     # one process, batch 16 == two processes x batch 8: the same global batch
     assert train_main(tiny_train_argv(tiny_csv, tiny_model_dir, single, *common)) == 0
