@@ -36,29 +36,41 @@ class Tuned:
 
 
 def tune_thresholds(scores: np.ndarray, y: np.ndarray, labels: list[str], default: np.ndarray,
-                    min_support: int) -> Tuned:
-    """Per label, the threshold on GRID that maximises that label's F1.
+                    min_support: int, passes: int = 2) -> Tuned:
+    """Per-label thresholds on GRID that maximise the micro-F1 of all labels together (coordinate ascent from
+    the default thresholds, `passes` sweeps over the labels).
 
-    Per-label F1 rather than run-level micro-F1: each label's decision then depends on its own scores only, so a
-    frequent label cannot pull a rare label's threshold, and the choice is easy to read in the report. Ties go to
-    the threshold closest to the default, which keeps flat optima from drifting. Labels with fewer than
-    `min_support` positive rows keep the default: a handful of positives cannot pick a threshold reliably.
+    Micro-F1 rather than each label's own F1: a label's own-F1 optimum on a weakly separated label is often a
+    very low threshold that buys a little recall with many false positives, which lowers micro-F1 and subset
+    accuracy; with the micro objective a threshold only moves when the run as a whole gains, and it can never
+    score below the defaults on the tuning rows. Ties go to the threshold closest to the default, which keeps
+    flat optima from drifting. Labels with fewer than `min_support` positive rows keep the default: a handful
+    of positives cannot pick a threshold reliably.
     """
     y = np.asarray(y).astype(bool)
     out = np.array(default, dtype=np.float64).copy()
     notes: dict[str, str] = {}
+    tunable = []
     for j, label in enumerate(labels):
         positives = int(y[:, j].sum())
         if positives < min_support:
             notes[label] = f"kept {out[j]:.2f}: {positives} positives < tune_min_support={min_support}"
-            continue
-        pred = scores[:, j][:, None] >= GRID[None, :]
-        tp = (pred & y[:, j][:, None]).sum(axis=0)
-        fp = (pred & ~y[:, j][:, None]).sum(axis=0)
-        fn = positives - tp
-        f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-        best = np.flatnonzero(np.isclose(f1, f1.max()))
-        out[j] = float(GRID[best[np.argmin(np.abs(GRID[best] - default[j]))]])
+        else:
+            tunable.append(j)
+    pred = scores >= out
+    tp, fp, fn = (pred & y).sum(0), (pred & ~y).sum(0), (~pred & y).sum(0)
+    for _ in range(passes):
+        for j in tunable:
+            grid_pred = scores[:, j][:, None] >= GRID[None, :]
+            tp_j = (grid_pred & y[:, j][:, None]).sum(axis=0)
+            fp_j = (grid_pred & ~y[:, j][:, None]).sum(axis=0)
+            fn_j = y[:, j].sum() - tp_j
+            tp_all = tp.sum() - tp[j] + tp_j
+            denom = 2 * tp_all + (fp.sum() - fp[j] + fp_j) + (fn.sum() - fn[j] + fn_j)
+            micro = np.where(denom > 0, 2 * tp_all / np.maximum(denom, 1), 0.0)
+            best = np.flatnonzero(np.isclose(micro, micro.max()))
+            k = best[np.argmin(np.abs(GRID[best] - default[j]))]
+            out[j], tp[j], fp[j], fn[j] = float(GRID[k]), tp_j[k], fp_j[k], fn_j[k]
     return Tuned(out, notes)
 
 
