@@ -215,6 +215,7 @@ def test_onnx_export_matches_torch(run_dir, tmp_path, capsys):
     titles_cv, gold = parity_rows(model, None)
     r = parity(model, "onnx", titles_cv, gold)
     assert r["agreement"] == 1.0 and r["micro_f1_onnx"] == pytest.approx(r["micro_f1_torch"])
+    capsys.readouterr()  # drop the export's messages
     assert predict_cli(["--model", str(model), "--backend", "onnx-int8", "CEO"]) == 0
     assert capsys.readouterr().out.startswith("CEO\t")
 
