@@ -122,7 +122,6 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "logging_strategy": "steps",
     "logging_steps": 10,
     "disable_tqdm": True,
-    "train_sampling_strategy": "group_by_length",
     "seed": 42,
 }
 
