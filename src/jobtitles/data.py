@@ -44,6 +44,24 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+def _codec(encoding: str) -> str:
+    return "utf-8-sig" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding  # tolerate a BOM
+
+
+def _decode(raw: bytes, path: Path, encoding: str, first_row: int = 1) -> str:
+    """Decode bytes that start at `first_row`; a bad byte is reported with its row, not as a traceback."""
+    try:
+        return raw.decode(_codec(encoding))
+    except UnicodeDecodeError as err:
+        row = first_row + raw.count(b"\n", 0, err.start)
+        raise UserError(
+            f"{path}: row {row} is not valid {encoding} (byte 0x{raw[err.start]:02x}); re-save the file as UTF-8 "
+            f"or set `encoding` (--encoding for predict.py), e.g. cp1252 or latin-1"
+        ) from err
+    except LookupError as err:
+        raise UserError(f"encoding: unknown encoding {encoding!r}; use e.g. utf-8, cp1252, latin-1") from err
+
+
 def read_text(path: Path, encoding: str) -> str:
     """Decode the whole file; a bad byte is reported with its row, not as a UnicodeDecodeError."""
     if not path.is_file():
@@ -51,17 +69,7 @@ def read_text(path: Path, encoding: str) -> str:
     raw = path.read_bytes()
     if not raw.strip():
         raise UserError(f"{path}: the file is empty; expected a header row 'Title;Column 1;...' and titles")
-    codec = "utf-8-sig" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding
-    try:
-        return raw.decode(codec)
-    except UnicodeDecodeError as err:
-        row = raw.count(b"\n", 0, err.start) + 1
-        raise UserError(
-            f"{path}: row {row} is not valid {encoding} (byte 0x{raw[err.start]:02x}); "
-            f"re-save the file as UTF-8 or set `encoding` (e.g. cp1252 or latin-1)"
-        ) from err
-    except LookupError as err:
-        raise UserError(f"encoding: unknown encoding {encoding!r}; use e.g. utf-8, cp1252, latin-1") from err
+    return _decode(raw, path, encoding)
 
 
 def _check_delimiter(path: Path, header_line: str, delimiter: str) -> None:
@@ -255,11 +263,10 @@ def iter_titles(path: str | Path, chunk_size: int = 10000, *, text_column: str =
         raise UserError(f"{path}: file not found; check the path (--input)")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty; expected titles (a 'Title' column or one title per line)")
-    codec = "utf-8-sig" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding
     is_csv = path.suffix.lower() == ".csv"
     found = 0
     with open(path, "rb") as fh:
-        lines = _decoded_lines(fh, path, codec, encoding)  # decoded one line at a time: exact row in errors
+        lines = _decoded_lines(fh, path, encoding)  # decoded one line at a time: exact row in errors
         if is_csv:
             header_line = next(lines)
             _check_delimiter(path, header_line, delimiter)
@@ -289,15 +296,9 @@ def iter_titles(path: str | Path, chunk_size: int = 10000, *, text_column: str =
         raise UserError(f"{path}: no titles found; expected a '{text_column}' column or one title per line")
 
 
-def _decoded_lines(fh, path: Path, codec: str, encoding: str):
+def _decoded_lines(fh, path: Path, encoding: str):
     for row, raw in enumerate(fh, start=1):
-        try:
-            yield raw.decode(codec)
-        except UnicodeDecodeError as err:
-            raise UserError(f"{path}: row {row} is not valid {encoding} (byte 0x{raw[err.start]:02x}); re-save the "
-                            f"file as UTF-8 or pass --encoding (e.g. cp1252 or latin-1)") from err
-        except LookupError as err:
-            raise UserError(f"encoding: unknown encoding {encoding!r}; use e.g. utf-8, cp1252, latin-1") from err
+        yield _decode(raw, path, encoding, first_row=row)
 
 
 def load_titles(path: str | Path, **kwargs) -> tuple[list[str], list[int], list[list[str]] | None]:
