@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE_CONFIG = ROOT / "configs" / "base.yaml"
 CLASSIC = ["--per_device_train_batch_size", "4", "--learning_rate", "2e-5", "--num_train_epochs", "3",
            "--max_length", "128", "--pad_to_max_length", "true", "--train_sampling_strategy", "random",
-           "--warmup_steps", "0", "--weight_decay", "0", "--precision", "fp32"]
+           "--warmup_steps", "0", "--weight_decay", "0", "--precision", "fp32", "--head_init", "random"]
 SETTINGS = {"classic": CLASSIC, "default": []}
 
 

@@ -67,6 +67,13 @@ class ProjectArgs:
     at_least_one: bool = field(
         default=True, metadata={"help": "A title with no score over its threshold gets its top label."}
     )
+    # --- head ---
+    head_init: Literal["linear_probe", "random"] = field(
+        default="linear_probe", metadata={"help": "linear_probe: fit the classification head on frozen encoder "
+                                                  "features (logistic regression) before fine-tuning (LP-FT); "
+                                                  "random: the architecture's random head."}
+    )
+    probe_c: float = field(default=1.0, metadata={"help": "Inverse L2 strength of the linear probe."})
     # --- loss ---
     pos_weight: Literal["none", "sqrt_inverse_frequency", "inverse_frequency"] = field(
         default="none", metadata={"help": "Positive-class weights of BCE, from each fold's training split."}
@@ -87,6 +94,8 @@ class ProjectArgs:
             raise UserError(f"n_splits must be at least 2, found {self.n_splits}")
         if not 0.0 < self.decision_threshold < 1.0:
             raise UserError(f"decision_threshold must be between 0 and 1, found {self.decision_threshold}")
+        if self.probe_c <= 0:
+            raise UserError(f"probe_c must be greater than 0, found {self.probe_c}")
         if self.max_length < 4:
             raise UserError(f"max_length must be at least 4 tokens, found {self.max_length}")
         if isinstance(self.empty_label, str) and self.empty_label.strip().lower() in ("", "none", "null"):

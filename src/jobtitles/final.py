@@ -13,7 +13,7 @@ from jobtitles.data import LabeledData
 from jobtitles.errors import UserError, logger, warn
 from jobtitles.inference import AT_LEAST_ONE_KEY, THRESHOLDS_KEY
 from jobtitles.io_utils import read_json, replace_dir, write_json
-from jobtitles.training import FoldRun, build_model, run_args
+from jobtitles.training import FoldRun, fresh_model, run_args
 
 
 
@@ -30,7 +30,8 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
     else:
         logger.info(f"final model: training on all {len(data)} titles")
         args = run_args(training, run_dir / "final_trainer", project.precision)
-        model = build_model(project.model_name_or_path, data.labels, seed=training.seed + project.n_splits)
+        model = fresh_model(project.model_name_or_path, data.labels, training.seed + project.n_splits,
+                            project.head_init, project.probe_c, ds, data.y, tokenizer)
         final = FoldRun(model, args, ds, tokenizer, data.y, project.pos_weight)
         final.train()
         model.config.update({THRESHOLDS_KEY: results["thresholds"], AT_LEAST_ONE_KEY: project.at_least_one})

@@ -23,7 +23,7 @@ from jobtitles.folds import make_folds, missing_labels
 from jobtitles.io_utils import read_json, save_npy, write_json
 from jobtitles.metrics import mean_std, multilabel_metrics, per_label_metrics
 from jobtitles.runstate import fingerprint, git_commit, package_versions, prepare_run_dir, resolved_config
-from jobtitles.training import FoldRun, build_model, load_tokenizer, run_args
+from jobtitles.training import FoldRun, fresh_model, load_tokenizer, run_args
 
 
 @dataclass
@@ -46,7 +46,8 @@ def load_data(project: ProjectArgs) -> LabeledData:
 def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
                project: ProjectArgs, training: TrainingArguments, run_dir: Path) -> FoldOutput:
     args = run_args(training, run_dir / "folds" / f"fold_{k}", project.precision)
-    model = build_model(project.model_name_or_path, data.labels, seed=training.seed + k)
+    model = fresh_model(project.model_name_or_path, data.labels, training.seed + k, project.head_init,
+                        project.probe_c, ds.select(train), data.y[train], tokenizer)
     fold = FoldRun(model, args, ds.select(train), tokenizer, data.y[train], project.pos_weight)
     fold.train()
     test_scores = fold.scores(ds.select(test))

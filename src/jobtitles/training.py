@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from datasets import Dataset
 from torch.utils.data import SequentialSampler
 from transformers import (
@@ -22,7 +23,8 @@ from transformers import (
 )
 
 from jobtitles.embedded import resolve_model_path
-from jobtitles.errors import UserError
+from jobtitles.errors import UserError, logger
+from jobtitles.head_init import linear_probe_init
 from jobtitles.losses import pos_weight, weighted_bce_loss
 from jobtitles.metrics import make_compute_metrics, sigmoid
 
@@ -56,6 +58,20 @@ def build_model(model_name_or_path: str, labels: list[str], seed: int):
             f"model_name_or_path {model_name_or_path!r}: cannot load a model ({str(err).splitlines()[0]}); "
             "use 'embedded', a local model folder, or a Hub id with network access"
         ) from err
+
+
+def fresh_model(model_name_or_path: str, labels: list[str], seed: int, head_init: str, probe_c: float,
+                train_ds: Dataset, y_train: np.ndarray, tokenizer: PreTrainedTokenizerBase):
+    """`build_model`, then (head_init='linear_probe') its head fitted on the training rows' frozen features."""
+    model = build_model(model_name_or_path, labels, seed)
+    if head_init == "linear_probe":
+        start = time.perf_counter()
+        model.to(PartialState().device)  # the probe's forward pass on the accelerator the Trainer will use
+        linear_probe_init(model, train_ds, y_train, tokenizer, probe_c, seed)
+        logger.info(f"head: linear probe fitted on {len(train_ds)} titles in {time.perf_counter() - start:.1f} s")
+    elif head_init != "random":
+        raise UserError(f"head_init must be linear_probe or random, found {head_init!r}")
+    return model
 
 
 def resolve_precision(precision: str) -> dict[str, bool]:
