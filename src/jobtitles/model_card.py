@@ -40,7 +40,7 @@ def make_card(results: dict, project: ProjectArgs, training: TrainingArguments) 
         eval_results=eval_results(results),
     )
     settings = {k: getattr(training, k) for k in SHOWN_TRAINING_ARGS}
-    settings.update({"max_length": project.max_length, "pos_weight": project.pos_weight,
+    settings.update({"max_length": project.max_length, "head_init": project.head_init, "pos_weight": project.pos_weight,
                      "at_least_one": project.at_least_one, "n_splits": project.n_splits})
     return ModelCard.from_template(
         data, template_path=str(TEMPLATE),

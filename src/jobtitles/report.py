@@ -87,7 +87,7 @@ def render_report(results: dict) -> str:
 Data: `{results['train_file']}`, {results['n_rows']} titles used ({results['n_dropped']} rows dropped, see
 `dropped_rows.csv`), {len(results['labels'])} labels, {results['n_splits']}-fold MultilabelStratifiedKFold.
 Model: `{results['model_name_or_path']}`. Decision rule: threshold {d['threshold']}, at_least_one={d['at_least_one']},
-pos_weight={d['pos_weight']}.
+pos_weight={d['pos_weight']}; head initialised by {results.get('head_init', 'random')}.
 {base}
 ## Metrics (mean ± std over folds, test splits)
 

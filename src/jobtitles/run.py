@@ -188,6 +188,7 @@ def summarize(data: LabeledData, folds, fold_outputs: list[FoldOutput], project:
         "decision": {"threshold": project.decision_threshold, "label_thresholds": project.label_threshold_map(),
                      "tune_thresholds": project.tune_thresholds, "tune_min_support": project.tune_min_support,
                      "at_least_one": project.at_least_one, "pos_weight": project.pos_weight},
+        "head_init": project.head_init,
         "thresholds": dict(zip(labels, np.asarray(final_thresholds).tolist())),
         "threshold_notes": notes,
         "summary": summary,
