@@ -110,6 +110,58 @@ def test_model_card_metadata_and_numbers(run_dir):
     assert "TF-IDF" in card.text
 
 
+def test_final_model_fit_check_is_recomputable_and_reported(run_dir, tiny_csv):
+    """The final model is scored on its own rows with the saved rule; report and card carry that figure."""
+    import numpy as np
+    from huggingface_hub import ModelCard
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    from jobtitles.data import load_labeled_csv
+    from jobtitles.inference import TitleClassifier
+    from jobtitles.metrics import multilabel_metrics
+
+    res = read_json(run_dir / "cv_results.json")
+    check = res["final_fit_check"]
+    data = load_labeled_csv(tiny_csv)
+    clf = TitleClassifier(run_dir / "model")
+    pred = clf.decide(clf.predict_scores(data.titles))
+    y = MultiLabelBinarizer(classes=clf.labels).fit_transform(
+        [[data.labels[j] for j in np.flatnonzero(row)] for row in data.y])
+    assert abs(multilabel_metrics(y, pred)["micro_f1"] - check["train_rows"]["micro_f1"]) < 1e-6
+    assert check["ok"] == (check["train_rows"]["micro_f1"] >= check["expected_min_micro_f1"])
+    line = f"micro-F1 {check['train_rows']['micro_f1']:.4f}"
+    assert line in (run_dir / "report.md").read_text()
+    assert line in ModelCard.load(run_dir / "model" / "README.md").text
+
+
+def test_fit_check_flags_a_model_that_fits_its_rows_worse_than_cv(caplog):
+    import numpy as np
+
+    from jobtitles.data import LabeledData
+    from jobtitles.final import fit_check
+    from jobtitles.config import ProjectArgs
+
+    y = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=np.float32)
+    data = LabeledData(titles=list("abcd"), label_sets=[["A"], ["B"], ["A"], ["B"]], rows=[2, 3, 4, 5],
+                       labels=["A", "B"], y=y)
+    results = {"thresholds": {"A": 0.5, "B": 0.5},
+               "summary": {"model": {"micro_f1": {"mean": 0.9, "std": 0.01}}}}
+
+    class Scored:  # stands in for a trained FoldRun: only its scores matter here
+        def __init__(self, scores):
+            self._scores = scores
+
+        def scores(self, ds):
+            return self._scores
+
+    good = fit_check(Scored(y * 0.9 + 0.05), None, data, results, ProjectArgs())
+    assert good["ok"] and good["train_rows"]["micro_f1"] == 1.0
+    bad = fit_check(Scored(np.tile([0.6, 0.4], (4, 1))), None, data, results, ProjectArgs())  # always "A"
+    assert not bad["ok"] and bad["train_rows"]["micro_f1"] == 0.5
+    assert abs(bad["expected_min_micro_f1"] - 0.88) < 1e-9
+    assert "rerun with another seed" in caplog.text
+
+
 def test_pipeline_returns_sigmoid_scores_with_label_names(run_dir):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 

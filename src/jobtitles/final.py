@@ -12,7 +12,10 @@ from jobtitles.config import ProjectArgs
 from jobtitles.data import LabeledData
 from jobtitles.errors import UserError, logger, warn
 from jobtitles.inference import AT_LEAST_ONE_KEY, THRESHOLDS_KEY
-from jobtitles.io_utils import read_json, replace_dir, write_json
+from jobtitles.decisions import decide, threshold_vector
+from jobtitles.io_utils import read_json, replace_dir, write_json, write_text
+from jobtitles.metrics import multilabel_metrics
+from jobtitles.report import render_report
 from jobtitles.training import FoldRun, fresh_model, run_args
 
 
@@ -34,13 +37,16 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
                             project.head_init, project.probe_c, ds, data.y, tokenizer)
         final = FoldRun(model, args, ds, tokenizer, data.y, project.pos_weight)
         final.train()
+        check = fit_check(final, ds, data, results, project)
         model.config.update({THRESHOLDS_KEY: results["thresholds"], AT_LEAST_ONE_KEY: project.at_least_one})
         tmp = run_dir / ".model.tmp"
         final.trainer.save_model(str(tmp))  # main process only; safetensors + config + tokenizer
         if state.is_main_process:
             results["timing"]["final_train_seconds"] = final.train_seconds
             results["final_loss_history"] = final.loss_history()
+            results["final_fit_check"] = check
             write_json(run_dir / "cv_results.json", results)
+            write_text(run_dir / "report.md", render_report(results))
             write_card(tmp, results, project, training)
             replace_dir(tmp, model_dir)
             shutil.rmtree(run_dir / "final_trainer", ignore_errors=True)
@@ -48,6 +54,23 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
     if state.is_main_process and training.push_to_hub:
         push(model_dir, training)
     return model_dir
+
+
+def fit_check(final: FoldRun, ds, data: LabeledData, results: dict, project: ProjectArgs) -> dict:
+    """Score the final model on its own training rows with the saved decision rule.
+
+    A model should fit the rows it was trained on at least as well as the fold models did unseen rows; when it
+    does not, its training went wrong (a diverged or stuck seed), which the CV figures cannot show."""
+    pred = decide(final.scores(ds), threshold_vector(data.labels, 0.5, results["thresholds"]), project.at_least_one)
+    metrics = multilabel_metrics(data.y, pred)
+    cv = results["summary"]["model"]["micro_f1"]
+    floor = cv["mean"] - max(2 * cv["std"], 0.01)
+    ok = metrics["micro_f1"] >= floor
+    if not ok:
+        warn(f"final model: micro-F1 {metrics['micro_f1']:.4f} on its own training rows, expected at least "
+             f"{floor:.4f} (the fold models' CV micro-F1 {cv['mean']:.4f} minus noise); its training went wrong, "
+             "rerun with another seed before using it")
+    return {"train_rows": metrics, "expected_min_micro_f1": floor, "ok": ok}
 
 
 def write_card(model_dir: Path, results: dict, project: ProjectArgs, training: TrainingArguments) -> None:

@@ -9,7 +9,7 @@ from transformers import TrainingArguments
 
 from jobtitles.config import ProjectArgs
 from jobtitles.embedded import base_model_id
-from jobtitles.report import fold_table, label_table, metric_table, missing_text, threshold_text
+from jobtitles.report import final_text, fold_table, label_table, metric_table, missing_text, threshold_text
 from jobtitles.runstate import package_versions
 
 TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
@@ -51,6 +51,6 @@ def make_card(results: dict, project: ProjectArgs, training: TrainingArguments) 
         label_support=results["label_support"],
         n_rows=results["n_rows"], n_splits=results["n_splits"], train_file=Path(results["train_file"]).name,
         metric_table=metric_table(results), label_table=label_table(results), fold_table=fold_table(results),
-        missing_text=missing_text(results), threshold_text=threshold_text(results),
+        missing_text=missing_text(results), threshold_text=threshold_text(results), final_text=final_text(results),
         baseline_name=results.get("baseline_name"), settings=settings, versions=package_versions(),
     )

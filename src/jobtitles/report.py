@@ -77,6 +77,19 @@ def threshold_text(results: dict) -> str:
     return text
 
 
+def final_text(results: dict) -> str:
+    check = results.get("final_fit_check")
+    if check is None:
+        return "Not trained yet (or `final_model: false`)."
+    m = check["train_rows"]
+    verdict = ("as expected" if check["ok"] else
+               "**below what the fold models reached on unseen rows: its training went wrong; rerun with another "
+               "seed before using it**")
+    return (f"Trained on all {results['n_rows']} titles. On its own training rows, with the saved thresholds: "
+            f"micro-F1 {m['micro_f1']:.4f}, subset accuracy {m['subset_accuracy']:.4f} ({verdict}; expected at "
+            f"least {check['expected_min_micro_f1']:.4f}).")
+
+
 def render_report(results: dict) -> str:
     plots = results.get("plots", {})
     pics = "\n".join(f"![{name}]({path})" for name, path in plots.items())
@@ -100,6 +113,10 @@ pos_weight={d['pos_weight']}; head initialised by {results.get('head_init', 'ran
 ## Thresholds
 
 {threshold_text(results)}
+
+## Final model
+
+{final_text(results)}
 
 ## Labels missing from test folds
 
