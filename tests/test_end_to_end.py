@@ -252,7 +252,7 @@ def test_onnx_export_matches_torch(run_dir, tmp_path, capsys):
     import shutil
 
     from jobtitles import TitleClassifier
-    from jobtitles.export import main as export_main, parity, parity_rows
+    from jobtitles.export import Parity, main as export_main, parity_rows
     from jobtitles.predict_cli import main as predict_cli
 
     model = tmp_path / "run" / "model"
@@ -265,11 +265,39 @@ def test_onnx_export_matches_torch(run_dir, tmp_path, capsys):
     assert np.allclose(TitleClassifier(model, backend="onnx").predict_scores(titles), ref, atol=1e-4)
     assert np.abs(TitleClassifier(model, backend="onnx-int8").predict_scores(titles) - ref).max() < 0.05
     titles_cv, gold = parity_rows(model, None)
-    r = parity(model, "onnx", titles_cv, gold)
+    r = Parity(model, titles_cv, gold).compare("onnx")
     assert r["agreement"] == 1.0 and r["micro_f1_onnx"] == pytest.approx(r["micro_f1_torch"])
     capsys.readouterr()  # drop the export's messages
     assert predict_cli(["--model", str(model), "--backend", "onnx-int8", "CEO"]) == 0
     assert capsys.readouterr().out.startswith("CEO\t")
+
+
+def test_int8_fallback_keeps_the_layer_that_restores_agreement(run_dir, tmp_path):
+    """Greedy fallback with real quantization: an agreement function that only passes when layer 1 stays fp32."""
+    import shutil
+
+    import onnx
+
+    from jobtitles.export import export_onnx
+    from jobtitles.quantize import accuracy_aware, node_groups
+
+    model = tmp_path / "model"
+    shutil.copytree(run_dir / "model", model)
+    fp32 = export_onnx(model, int8=False)[0]
+    groups = node_groups(fp32)
+    assert {"layer 0", "layer 1", "head"} <= set(groups)  # tiny DistilBERT: 2 layers + pre_classifier/classifier
+    out = model / "onnx" / "model_int8.onnx"
+
+    def agreement(rows):  # which layer-1 MatMuls are still plain MatMul (not quantized) in the current file
+        plain = {n.name for n in onnx.load(str(out)).graph.node if n.op_type == "MatMul"}
+        return 0.999 if set(groups["layer 1"]) <= plain else 0.99
+
+    kept, steps = accuracy_aware(fp32, out, agreement, n_rows=10, target=0.995, log=lambda _: None)
+    assert kept == ["layer 1"]
+    assert [s[2] for s in steps] == [0.99, 0.999]
+    # a model that meets the target at once is quantized fully
+    kept_none, steps_none = accuracy_aware(fp32, out, lambda rows: 1.0, n_rows=10, target=0.995)
+    assert kept_none == [] and len(steps_none) == 1
 
 
 def test_model_without_thresholds_warns_and_uses_half(run_dir, tmp_path, caplog):
