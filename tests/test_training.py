@@ -36,3 +36,29 @@ def test_weighted_loss_matches_torch_reference():
     s = torch.sigmoid(logits)
     by_hand = -(3.0 * torch.log(s[0, 0]) + torch.log(1 - s[0, 1]) + torch.log(1 - s[1, 0]) + 0.5 * torch.log(s[1, 1])) / 4
     assert torch.isclose(loss, by_hand)
+
+
+def test_cpu_threads_auto_divides_this_process_cores_among_local_processes(monkeypatch):
+    import os
+
+    from jobtitles.training import cpu_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert cpu_threads(0, 1) == 8  # not the 1 thread `accelerate launch` would export
+    assert cpu_threads(0, 2) == 4
+    assert cpu_threads(0, 16) == 1
+    assert cpu_threads(3, 2) == 3  # an explicit setting wins
+
+
+def test_train_sets_cpu_threads_from_config(tiny_csv, tiny_model_dir, tmp_path, monkeypatch):
+    import torch
+
+    from conftest import tiny_train_argv
+    from jobtitles.cli import train_main
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
+    calls: list[int] = []
+    argv = tiny_train_argv(tiny_csv, tiny_model_dir, tmp_path / "run", "--cpu_threads", "3", "--final_model", "false",
+                           "--num_train_epochs", "1", "--baseline", "false")
+    assert train_main(argv) == 0
+    assert calls == [3]

@@ -87,6 +87,11 @@ class ProjectArgs:
     overwrite: bool = field(
         default=False, metadata={"help": "Start over even if the run folder holds a run with other inputs."}
     )
+    cpu_threads: int = field(
+        default=0, metadata={"help": "Torch threads per process when training on CPU; 0 = the cores this process "
+                                     "may use divided by the processes on this machine (`accelerate launch` "
+                                     "alone would set 1)."}
+    )
     max_train_rows: Optional[int] = field(default=None, metadata={"help": "Use only the first N rows (debugging)."})
 
     def __post_init__(self) -> None:
@@ -94,6 +99,8 @@ class ProjectArgs:
             raise UserError(f"n_splits must be at least 2, found {self.n_splits}")
         if not 0.0 < self.decision_threshold < 1.0:
             raise UserError(f"decision_threshold must be between 0 and 1, found {self.decision_threshold}")
+        if self.cpu_threads < 0:
+            raise UserError(f"cpu_threads must be 0 (auto) or a positive number of threads, found {self.cpu_threads}")
         if self.probe_c <= 0:
             raise UserError(f"probe_c must be greater than 0, found {self.probe_c}")
         if self.max_length < 4:

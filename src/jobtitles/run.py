@@ -4,11 +4,13 @@ final model + card (+ Hub push). Each step is a function in its own module; this
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from accelerate import PartialState
 from transformers import TrainingArguments
 
@@ -23,7 +25,7 @@ from jobtitles.folds import make_folds, missing_labels
 from jobtitles.io_utils import read_json, save_npy, write_json
 from jobtitles.metrics import mean_std, multilabel_metrics, per_label_metrics
 from jobtitles.runstate import fingerprint, git_commit, package_versions, prepare_run_dir, resolved_config
-from jobtitles.training import FoldRun, fresh_model, load_tokenizer, run_args
+from jobtitles.training import FoldRun, cpu_threads, fresh_model, load_tokenizer, run_args
 
 
 @dataclass
@@ -81,7 +83,11 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
     run_dir = Path(training.output_dir)
     if not state.is_main_process:
         logger.setLevel(logging.WARNING)  # one copy of the progress messages
-    logger.info(f"{state.num_processes} process{'es' if state.num_processes > 1 else ''} on {state.device}")
+    if not torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes))
+        torch.set_num_threads(cpu_threads(project.cpu_threads, local))
+    logger.info(f"{state.num_processes} process{'es' if state.num_processes > 1 else ''} on {state.device}"
+                + ("" if torch.cuda.is_available() else f", {torch.get_num_threads()} threads each"))
     data = load_data(project)
     config = resolved_config(project, training)
     info = {"fingerprint": fingerprint(config, Path(project.train_file)), "config": config,

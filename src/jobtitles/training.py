@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -72,6 +73,17 @@ def fresh_model(model_name_or_path: str, labels: list[str], seed: int, head_init
     elif head_init != "random":
         raise UserError(f"head_init must be linear_probe or random, found {head_init!r}")
     return model
+
+
+def cpu_threads(requested: int, local_processes: int) -> int:
+    """Torch threads per process for CPU training: `requested`, or (0) this process's cores / local processes.
+
+    `accelerate launch` without `--use_cpu` exports OMP_NUM_THREADS=1 when the variable is unset, which made
+    training on a 2-core machine 1.7x slower (95 s vs 56 s a fold on the sample data)."""
+    if requested > 0:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, local_processes))
 
 
 def resolve_precision(precision: str) -> dict[str, bool]:
