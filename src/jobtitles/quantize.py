@@ -47,43 +47,44 @@ def quantize(fp32: Path, out: Path, exclude: list[str] | None = None) -> Path:
     return out
 
 
-def accuracy_aware(fp32: Path, out: Path, agreement: Callable[[np.ndarray], float], n_rows: int,
-                   target: float, min_fp32_groups: int = 0, max_fp32_groups: int = 3,
+def accuracy_aware(fp32: Path, out: Path, same_rows: Callable[[], np.ndarray], target: float,
+                   min_fp32_groups: int = 0, max_fp32_groups: int = 3,
                    log: Callable[[str], None] = print) -> tuple[list[str], list[tuple[list[str], float, float]]]:
     """Quantize `fp32` into `out`; while agreement on the check rows or on all rows is below `target`, keep in fp32
     the layer whose fp32 copy raises agreement on the choice rows most. Choice rows: even positions; check: odd.
 
-    `agreement(rows)` scores the current `out` file against the reference on `rows`. Returns the groups kept in
-    fp32 and every step as (kept groups, agreement on choice rows, agreement on check rows).
+    `same_rows()` predicts every row with the current `out` file once and says, per row, whether its label set
+    equals the reference's. Returns the groups kept in fp32 and every step as (kept groups, agreement on choice
+    rows, agreement on check rows).
     """
     groups = node_groups(fp32)
-    rows = np.arange(n_rows)
-    choose, check = rows[0::2], rows[1::2]
-    kept: list[str] = []
-    steps: list[tuple[list[str], float, float]] = []
 
     def nodes(names: list[str]) -> list[str]:
         return [n for g in names for n in groups[g]]
 
-    quantize(fp32, out)
-    steps.append(([], agreement(choose), agreement(check)))
-    def below(step: tuple[list[str], float, float]) -> bool:  # held-out half, and all rows, must reach target
-        overall = (step[1] * len(choose) + step[2] * len(check)) / n_rows
-        return min(step[2], overall) < target
+    def step(kept: list[str], same: np.ndarray) -> tuple[list[str], float, float]:
+        return list(kept), float(np.mean(same[0::2])), float(np.mean(same[1::2]))
 
-    while len(kept) < max_fp32_groups and (len(kept) < min_fp32_groups or below(steps[-1])):
+    def below(same: np.ndarray) -> bool:  # the held-out half, and all rows, must reach the target
+        return min(float(np.mean(same[1::2])), float(np.mean(same))) < target
+
+    quantize(fp32, out)
+    same = same_rows()
+    kept: list[str] = []
+    steps = [step(kept, same)]
+    while len(kept) < max_fp32_groups and (len(kept) < min_fp32_groups or below(same)):
         trials = []
         for g in groups:
-            if g in kept:
-                continue
-            quantize(fp32, out, nodes(kept + [g]))
-            trials.append((agreement(choose), g))
+            if g not in kept:
+                quantize(fp32, out, nodes(kept + [g]))
+                trial = same_rows()
+                trials.append((float(np.mean(trial[0::2])), g, trial))
         if not trials:
             break
-        best_score, best = max(trials)
+        _, best, same = max(trials, key=lambda t: (t[0], t[1]))
         kept.append(best)
-        quantize(fp32, out, nodes(kept))
-        steps.append((list(kept), best_score, agreement(check)))
-        log(f"int8 fallback: keeping {', '.join(kept)} in fp32 -> agreement {best_score:.2%} on the rows it was "
+        quantize(fp32, out, nodes(kept))  # leave the chosen model in place (the file holds the last trial)
+        steps.append(step(kept, same))
+        log(f"int8 fallback: keeping {', '.join(kept)} in fp32 -> agreement {steps[-1][1]:.2%} on the rows it was "
             f"chosen on, {steps[-1][2]:.2%} on the other half")
     return kept, steps
