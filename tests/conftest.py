@@ -11,6 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+TINY_VOCAB_SIZE = 30522  # the uncased WordPiece vocabulary of the embedded encoder (= distilbert-base-uncased)
+
 LEVELS = {
     "Manager": ["Sales Manager", "Manager, Finance", "Mgr Operations", "Product Manager", "IT Manager",
                 "Marketing Manager", "Senior Manager HR", "Office Manager"],
@@ -59,7 +61,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from jobtitles.embedded import embedded_model_dir
 
     folder = tmp_path_factory.mktemp("tiny-distilbert")
-    tokenizer = DistilBertTokenizerFast(vocab_file=str(embedded_model_dir() / "vocab.txt"), do_lower_case=True)
+    # Loaded from the embedded encoder's folder: built from `vocab_file=` alone, transformers 5 returns a
+    # 5-token vocabulary that maps every word to [UNK], and every test built on it would exercise nothing.
+    tokenizer = DistilBertTokenizerFast.from_pretrained(str(embedded_model_dir()))
+    assert tokenizer.vocab_size == TINY_VOCAB_SIZE, tokenizer.vocab_size
+    ids = tokenizer("VP of Sales")["input_ids"]
+    assert tokenizer.unk_token_id not in ids and len(ids) == 5, ids  # [CLS] vp of sales [SEP]
     config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, hidden_dim=64, n_layers=2, n_heads=2,
                               max_position_embeddings=64)
     import torch
@@ -77,3 +84,14 @@ def tiny_train_argv(csv: Path, model_dir: Path, out: Path, *extra: str) -> list[
             "--model_name_or_path", str(model_dir), "--output_dir", str(out), "--n_splits", "2",
             "--num_train_epochs", "4", "--learning_rate", "5e-3", "--per_device_train_batch_size", "16",
             "--max_length", "16", "--tune_min_support", "3", *extra]
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tiny_csv, tiny_model_dir, tmp_path_factory) -> Path:
+    """One real train.py run (2 folds + final model) on the tiny model, shared by every test that needs a
+    trained run folder (outputs/<run>/ with model/ inside). Tests must not modify it: copy it first."""
+    from jobtitles.cli import train_main
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert train_main(tiny_train_argv(tiny_csv, tiny_model_dir, out)) == 0
+    return out

@@ -22,10 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_csv, tiny_model_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert train_main(tiny_train_argv(tiny_csv, tiny_model_dir, out)) == 0
-    return out
+def run_dir(tiny_run_dir) -> Path:
+    return tiny_run_dir
 
 
 def test_run_folder_contents(run_dir):
