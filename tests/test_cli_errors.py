@@ -26,7 +26,7 @@ def run_train(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
     (None, ["--num_train_epochs", "many"], r"argument --num_train_epochs.*invalid float value: 'many'"),
     (None, ["--push_to_hub", "true"], r"push_to_hub is true but hub_model_id is not set"),
     (None, ["--model_name_or_path", "/no/such/model", "--train_file", str(ROOT / "data" / "job_titles.csv")],
-     r"model_name_or_path '/no/such/model': cannot load a tokenizer"),
+     r"model_name_or_path '/no/such/model': cannot load a model config"),
 ])
 def test_train_bad_input(tmp_path, monkeypatch, capsys, setup, argv, pattern):
     """In-process through the real CLI entry (fast); one case below runs the script itself."""

@@ -8,7 +8,7 @@ import sys
 from jobtitles.errors import cli_entry, setup_logging
 
 
-@cli_entry
+@cli_entry(interrupted="interrupted: completed folds are kept; rerun the same command to resume")
 def train_main(argv: list[str] | None = None) -> int:
     setup_logging()
     from jobtitles.config import parse_config
@@ -19,7 +19,7 @@ def train_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-@cli_entry
+@cli_entry(interrupted="interrupted: the rows predicted so far are kept in the .partial file named above")
 def predict_main(argv: list[str] | None = None) -> int:
     setup_logging()
     from jobtitles.predict_cli import main

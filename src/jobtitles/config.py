@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -97,14 +98,21 @@ class ProjectArgs:
     def __post_init__(self) -> None:
         if self.n_splits < 2:
             raise UserError(f"n_splits must be at least 2, found {self.n_splits}")
-        if not 0.0 < self.decision_threshold < 1.0:
+        if not 0.0 < self.decision_threshold < 1.0:  # also false for nan
             raise UserError(f"decision_threshold must be between 0 and 1, found {self.decision_threshold}")
         if self.cpu_threads < 0:
             raise UserError(f"cpu_threads must be 0 (auto) or a positive number of threads, found {self.cpu_threads}")
-        if self.probe_c <= 0:
-            raise UserError(f"probe_c must be greater than 0, found {self.probe_c}")
+        if not (math.isfinite(self.probe_c) and self.probe_c > 0):
+            raise UserError(f"probe_c must be a number greater than 0, found {self.probe_c}")
         if self.max_length < 4:
             raise UserError(f"max_length must be at least 4 tokens, found {self.max_length}")
+        if len(self.delimiter) != 1 or self.delimiter in "\"\r\n":
+            raise UserError(f"delimiter must be one character other than a quote or line break, found "
+                            f"{self.delimiter!r}; e.g. ';' or ','")
+        if self.max_train_rows is not None and self.max_train_rows < 1:
+            raise UserError(f"max_train_rows must be a positive number of rows (or unset), found {self.max_train_rows}")
+        if self.tune_min_support < 0:
+            raise UserError(f"tune_min_support must be 0 or more positives, found {self.tune_min_support}")
         if isinstance(self.empty_label, str) and self.empty_label.strip().lower() in ("", "none", "null"):
             self.empty_label = None
         self.label_threshold_map()  # validate early
@@ -219,7 +227,45 @@ def parse_config(argv: list[str] | None = None) -> tuple[ProjectArgs, TrainingAr
         if "not used by the HfArgumentParser" in str(err):
             raise UserError(f"command line: unknown arguments {str(err).split(': ', 1)[-1]}; see --help") from err
         raise UserError(f"invalid training settings: {err}") from err
+    validate_training(training)
     return project, training
+
+
+# TrainingArguments settings that cannot work in this pipeline: folds are scored once, after training, on
+# their test split, and no checkpoint is reloaded.
+UNSUPPORTED_TRAINING = {
+    "eval_strategy": ("no", "each fold is scored once after training on its test split (report.md); "
+                            "evaluating during training would need a validation split this pipeline does not make"),
+    "load_best_model_at_end": (False, "no evaluation runs during training, so there is no best checkpoint"),
+}
+
+
+def validate_training(training: TrainingArguments) -> None:
+    """Refuse TrainingArguments values that would train nothing, crash inside the Trainer, or silently do
+    something else than asked; before any data is read."""
+    def bad(key: str, expected: str, found: Any) -> UserError:
+        return UserError(f"{key} must be {expected}, found {found!r}")
+
+    if training.max_steps is not None and training.max_steps > 0:
+        pass  # max_steps overrides num_train_epochs
+    elif not (math.isfinite(training.num_train_epochs) and training.num_train_epochs > 0):
+        raise bad("num_train_epochs", "greater than 0 (or set max_steps)", training.num_train_epochs)
+    for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(training, key) < 1:
+            raise bad(key, "at least 1", getattr(training, key))
+    if not (math.isfinite(training.learning_rate) and training.learning_rate > 0):
+        raise bad("learning_rate", "a number greater than 0 (e.g. 2.0e-4)", training.learning_rate)
+    if not (math.isfinite(training.weight_decay) and training.weight_decay >= 0):
+        raise bad("weight_decay", "0 or more", training.weight_decay)
+    if not 0 <= training.seed < 2**32:
+        raise bad("seed", "between 0 and 2**32 - 1", training.seed)
+    if not (math.isfinite(training.warmup_steps) and training.warmup_steps >= 0):
+        raise bad("warmup_steps", "0 or more (a float below 1 is a fraction of the steps)", training.warmup_steps)
+    for key, (allowed, why) in UNSUPPORTED_TRAINING.items():
+        value = getattr(training, key)
+        value = getattr(value, "value", value)  # enums such as IntervalStrategy
+        if value != allowed:
+            raise UserError(f"{key}: only {allowed!r} is supported here, found {value!r}: {why}")
 
 
 def _find_config(argv: list[str] | None) -> str | None:

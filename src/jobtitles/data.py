@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from sklearn.preprocessing import MultiLabelBinarizer
@@ -53,6 +56,9 @@ def _decode(raw: bytes, path: Path, encoding: str, first_row: int = 1) -> str:
     try:
         return raw.decode(_codec(encoding))
     except UnicodeDecodeError as err:
+        if first_row == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise UserError(f"{path}: starts with a UTF-16 byte-order mark but {encoding} is expected; set "
+                            "`encoding: utf-16` (--encoding utf-16 for predict.py) or re-save the file as UTF-8") from err
         row = first_row + raw.count(b"\n", 0, err.start)
         raise UserError(
             f"{path}: row {row} is not valid {encoding} (byte 0x{raw[err.start]:02x}); re-save the file as UTF-8 "
@@ -89,15 +95,49 @@ def read_rows(path: Path, delimiter: str = ";", encoding: str = "utf-8") -> tupl
     first_line = text.lstrip("\r\n").split("\n", 1)[0]
     _check_delimiter(path, first_line, delimiter)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return _header(path, reader), list(_records(path, reader, delimiter))
+
+
+def _header(path: Path, reader) -> list[str]:
     try:
-        header = [h.strip() for h in next(reader)]
-        records = [(i + 2, cells) for i, cells in enumerate(reader) if any(c.strip() for c in cells)]
+        return [h.strip() for h in next(reader)]
     except csv.Error as err:
-        raise UserError(f"{path}: malformed CSV near row {reader.line_num} ({err}); check the quoting") from err
-    return header, records
+        raise UserError(f"{path}: malformed CSV header ({err}); check the quoting") from err
+
+
+def _records(path: Path, reader, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(row of the record's first line, cells) for each non-blank record, checked for runaway quoting."""
+    start = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise UserError(f"{path}: malformed CSV at row {reader.line_num} ({err}); check the quoting") from err
+        check_fields(path, start, cells, delimiter, reader.line_num - start + 1)
+        if any(c.strip() for c in cells):
+            yield start, cells
+        start = reader.line_num + 1
+
+
+def check_fields(path: Path, row: int, cells: list[str], delimiter: str, n_lines: int) -> None:
+    """A job title or label never spans lines or holds the delimiter twice: such a field is a quote that was
+    opened and never closed, and it has swallowed the rows after it. Stop rather than merge rows silently."""
+    for cell in cells:
+        if "\n" in cell.rstrip("\r\n") or "\r" in cell.rstrip("\r\n") or n_lines > 1 and "\n" in cell:
+            raise UserError(f"{path}: row {row}: a quoted field runs over {max(n_lines, 2)} lines (an unclosed "
+                            "'\"'?); job titles and labels are one line each: close or remove that quote")
+        if cell.count(delimiter) >= 2:
+            raise UserError(f"{path}: row {row}: a field holds the delimiter {delimiter!r} {cell.count(delimiter)} "
+                            f"times ({cell[:60]!r}...): an unclosed '\"' merged several fields; close or remove it")
 
 
 def find_columns(path: Path, header: list[str], text_column: str, label_prefix: str, need_labels: bool) -> tuple[int, list[int]]:
+    if header.count(text_column) > 1:
+        where = [i + 1 for i, h in enumerate(header) if h == text_column]
+        raise UserError(f"{path}: the header has {header.count(text_column)} '{text_column}' columns (columns "
+                        f"{where}); expected one: rename or remove the others")
     if text_column not in header:
         raise UserError(
             f"{path}: no '{text_column}' column; found columns {header}. "
@@ -150,6 +190,8 @@ def load_labeled_csv(
             empty_rows.append(row)
             continue
         labels = [cells[i].strip() for i in label_idx if i < len(cells) and cells[i].strip()]
+        for label in labels:
+            check_label_name(path, row, label)
         kept.append((row, title, list(dict.fromkeys(labels))))
     if ragged_rows:
         messages.append(
@@ -196,6 +238,16 @@ def load_labeled_csv(
         dropped=sorted(dropped),
         warnings=messages,
     )
+
+
+def check_label_name(path: Path | str, row: int | None, label: str) -> None:
+    """'|' separates labels in every file the project writes (oof_predictions.csv, predictions, Markdown tables);
+    a label holding it, or a control character, would be split or break those files."""
+    bad = [c for c in label if c == "|" or unicodedata.category(c) == "Cc"]
+    if bad:
+        where = f"row {row}: " if row is not None else ""
+        raise UserError(f"{path}: {where}label {label!r} contains {bad[0]!r}; labels may not contain '|' or control "
+                        "characters (tabs, line breaks): rename the label")
 
 
 def _merge_label_spellings(path: Path, kept: list, merge: bool, messages: list[str]) -> list:
@@ -254,51 +306,89 @@ def _report_conflicts(path: Path, kept: list, messages: list[str]) -> None:
         )
 
 
+TEXT_SUFFIXES = {".txt", ""}
+TABLE_SUFFIXES = {".csv": None, ".tsv": "\t"}  # None: the configured delimiter
+
+
 def iter_titles(path: str | Path, chunk_size: int = 10000, *, text_column: str = "Title",
-                label_prefix: str = "Column", delimiter: str = ";", encoding: str = "utf-8"):
-    """Stream (titles, rows, gold label sets or None) chunks from a .csv (labels read when present, for
-    checking) or a .txt file (one title per line), without reading the whole file into memory."""
+                label_prefix: str = "Column", delimiter: str = ";", encoding: str = "utf-8",
+                empty_rows: list[int] | None = None):
+    """Stream (titles, rows, gold label sets or None) chunks from a .csv/.tsv file (labels read when present,
+    for checking) or a .txt file (one title per line), without reading the whole file into memory.
+
+    Rows with an empty title are skipped; their row numbers are appended to `empty_rows` when given."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TEXT_SUFFIXES and suffix not in TABLE_SUFFIXES:
+        raise UserError(f"{path}: expected a .csv, .tsv or .txt file, found '{suffix}'; convert it or rename it")
     if not path.is_file():
         raise UserError(f"{path}: file not found; check the path (--input)")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty; expected titles (a 'Title' column or one title per line)")
-    is_csv = path.suffix.lower() == ".csv"
-    found = 0
     with open(path, "rb") as fh:
-        lines = _decoded_lines(fh, path, encoding)  # decoded one line at a time: exact row in errors
-        if is_csv:
-            header_line = next(lines)
-            _check_delimiter(path, header_line, delimiter)
-            header = [h.strip() for h in next(csv.reader([header_line], delimiter=delimiter))]
-            title_idx, label_idx = find_columns(path, header, text_column, label_prefix, need_labels=False)
-            reader = csv.reader(lines, delimiter=delimiter)
-            records = ((reader.line_num + 1, cells) for cells in reader)
-        else:
-            title_idx, label_idx = 0, []
-            records = ((i + 1, [line]) for i, line in enumerate(lines))
-        titles, rows, gold = [], [], []
-        for line_no, cells in records:
-            title = " ".join(cells[title_idx].split()) if title_idx < len(cells) else ""
-            if not title:
-                continue
-            titles.append(title)
-            rows.append(line_no)
-            gold.append([c.strip() for c in (cells[i] for i in label_idx if i < len(cells)) if c.strip()])
-            if len(titles) == chunk_size:
-                found += len(titles)
-                yield titles, rows, (gold if label_idx else None)
-                titles, rows, gold = [], [], []
+        yield from _title_chunks(_decoded_lines(fh, path, encoding), path, chunk_size, text_column, label_prefix,
+                                 TABLE_SUFFIXES.get(suffix) or delimiter, suffix in TABLE_SUFFIXES, empty_rows)
+
+
+def iter_lines(lines, source: str, chunk_size: int, empty_rows: list[int] | None = None):
+    """The same chunks from any iterable of text lines, one title each (standard input)."""
+    yield from _title_chunks(iter(lines), Path(source), chunk_size, "", "", "", False, empty_rows)
+
+
+def _title_chunks(lines, path: Path, chunk_size: int, text_column: str, label_prefix: str, delimiter: str,
+                  table: bool, empty_rows: list[int] | None):
+    if chunk_size < 1:
+        raise UserError(f"chunk_size must be at least 1, found {chunk_size}")
+    found = 0
+    if table:
+        header_line = next(lines, "")
+        _check_delimiter(path, header_line, delimiter)
+        reader = csv.reader(itertools.chain([header_line], lines), delimiter=delimiter)
+        title_idx, label_idx = find_columns(path, _header(path, reader), text_column, label_prefix, need_labels=False)
+        records = _records(path, reader, delimiter)
+    else:
+        title_idx, label_idx = 0, []
+        records = ((i + 1, [line]) for i, line in enumerate(lines))
+    titles, rows, gold = [], [], []
+    for line_no, cells in records:
+        title = " ".join(cells[title_idx].split()) if title_idx < len(cells) else ""
+        if not title:
+            if empty_rows is not None:
+                empty_rows.append(line_no)
+            continue
+        titles.append(title)
+        rows.append(line_no)
+        gold.append([c.strip() for c in (cells[i] for i in label_idx if i < len(cells)) if c.strip()])
+        if len(titles) == chunk_size:
+            found += len(titles)
+            yield titles, rows, (gold if label_idx else None)
+            titles, rows, gold = [], [], []
     if titles:
         found += len(titles)
         yield titles, rows, (gold if label_idx else None)
     if not found:
-        raise UserError(f"{path}: no titles found; expected a '{text_column}' column or one title per line")
+        raise UserError(f"{path}: no titles found; expected a '{text_column or 'Title'}' column or one title per line")
 
 
 def _decoded_lines(fh, path: Path, encoding: str):
-    for row, raw in enumerate(fh, start=1):
-        yield _decode(raw, path, encoding, first_row=row)
+    """Text lines of a binary file. ASCII-compatible encodings are decoded line by line, so a bad byte is
+    reported with its exact row; UTF-16/32 (whose line breaks are not the byte 0x0a) through an incremental
+    decoder, with the row of the chunk that failed."""
+    try:
+        ascii_compatible = "\n".encode(encoding) == b"\n"
+    except LookupError as err:
+        raise UserError(f"encoding: unknown encoding {encoding!r}; use e.g. utf-8, utf-16, cp1252, latin-1") from err
+    if ascii_compatible:
+        for row, raw in enumerate(fh, start=1):
+            yield _decode(raw, path, encoding, first_row=row)
+        return
+    row = 0
+    try:
+        for row, line in enumerate(io.TextIOWrapper(fh, encoding=encoding, newline=""), start=1):
+            yield line
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not valid {encoding} after row {row} ({err.reason}); re-save the file as "
+                        "UTF-8 or set --encoding") from err
 
 
 def load_titles(path: str | Path, **kwargs) -> tuple[list[str], list[int], list[list[str]] | None]:

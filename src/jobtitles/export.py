@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from jobtitles.errors import UserError, cli_entry, setup_logging
+from jobtitles.labels import split_labels
 
 OPSET = 17
 MIN_AGREEMENT = 0.995
@@ -85,7 +86,7 @@ def parity_rows(model_dir: Path, titles_file: Path | None) -> tuple[list[str], l
 
     with oof.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh, delimiter=";"))
-    return [r["title"] for r in rows], [[g for g in r["gold"].split(" | ") if g] for r in rows]
+    return [r["title"] for r in rows], [split_labels(r["gold"]) for r in rows]
 
 
 class Parity:

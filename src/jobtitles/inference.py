@@ -60,19 +60,39 @@ def thresholds_from_config(cfg: dict, labels: list[str], model_dir: Path, overri
     return np.array([float(saved[lab]) for lab in labels])
 
 
+def load_checked_tokenizer(model_dir: Path, cfg: dict):
+    """The folder's own tokenizer, refused when it is missing or does not match the model: transformers can
+    fall back to a tiny default vocabulary, and then every word becomes [UNK] and every title the same."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    except Exception as err:  # noqa: BLE001 - a broken tokenizer file raises many types
+        raise UserError(f"{model_dir}: the tokenizer does not load ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:200]}); re-copy the whole model folder") from err
+    expected = int(cfg.get("vocab_size") or 0)
+    # an embedding matrix may be padded to a multiple of 8 or 64, so a few unused rows are fine
+    if expected and not expected * 0.9 <= len(tokenizer) <= expected:
+        raise UserError(f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model expects {expected} "
+                        "(vocab_size in config.json); the folder lacks its tokenizer files (tokenizer.json, "
+                        "tokenizer_config.json, vocab.txt): re-copy the whole model folder")
+    return tokenizer
+
+
 class TitleClassifier:
     def __init__(self, model: str | Path, backend: str = "torch", batch_size: int = 64, device: str | None = None,
                  threshold: float | None = None, max_length: int | None = None) -> None:
-        from transformers import AutoTokenizer
-
         self.model_dir = Path(model)
         cfg = read_model_config(self.model_dir)
         self.labels = [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))]
         self.thresholds = thresholds_from_config(cfg, self.labels, self.model_dir, threshold)
         self.at_least_one = bool(cfg.get(AT_LEAST_ONE_KEY, True))
+        if batch_size < 1:
+            raise UserError(f"batch_size must be at least 1, found {batch_size}")
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
-        self.max_length = max_length or min(int(self.tokenizer.model_max_length or 512), 128)
+        self.tokenizer = load_checked_tokenizer(self.model_dir, cfg)
+        positions = int(cfg.get("max_position_embeddings") or 512)  # a title never needs more than 128 tokens
+        self.max_length = min(max_length or 128, int(self.tokenizer.model_max_length or positions), positions)
         self.backend = backend
         self._forward = self._torch_forward(device) if backend == "torch" else self._onnx_forward(backend)
 
@@ -83,7 +103,13 @@ class TitleClassifier:
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-        model = AutoModelForSequenceClassification.from_pretrained(str(self.model_dir), dtype=dtype).to(device).eval()
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(str(self.model_dir), dtype=dtype)
+        except Exception as err:  # noqa: BLE001 - missing, truncated or garbage weights surface as many types
+            raise UserError(f"{self.model_dir}: the model weights do not load ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0][:200]}); the folder is damaged or incomplete: re-copy it "
+                            "or retrain") from err
+        model = model.to(device).eval()
 
         def forward(batch: dict) -> np.ndarray:
             with torch.inference_mode():
@@ -124,6 +150,8 @@ class TitleClassifier:
         """Sigmoid score per label, rows in input order."""
         titles = [titles] if isinstance(titles, str) else list(titles)
         scores = np.zeros((len(titles), len(self.labels)), dtype=np.float32)
+        if not titles:
+            return scores
         for idx, batch in self._batches(titles):
             scores[idx] = sigmoid(self._forward(dict(batch)))
         return scores

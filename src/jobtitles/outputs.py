@@ -10,9 +10,9 @@ import numpy as np
 
 from jobtitles.data import LabeledData
 from jobtitles.io_utils import write_json, write_text
+from jobtitles.labels import LABEL_SEP
 from jobtitles.report import console_table, render_report
 
-LABEL_SEP = " | "
 
 
 def _csv_text(header: list[str], rows) -> str:

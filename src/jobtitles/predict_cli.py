@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -16,8 +17,8 @@ from typing import TextIO
 import numpy as np
 
 from jobtitles.errors import UserError
+from jobtitles.labels import LABEL_SEP
 
-SEP = " | "
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -43,28 +44,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def input_chunks(args: argparse.Namespace):
-    """(titles, rows, gold or None) chunks from the command line, stdin or a file (streamed)."""
-    from jobtitles.data import iter_titles
+def check_args(args: argparse.Namespace) -> None:
+    """Every flag checked before the model is loaded or any file is opened."""
+    for key, low in (("batch_size", 1), ("chunk_size", 1), ("max_errors_shown", 0)):
+        if getattr(args, key) < low:
+            raise UserError(f"--{key} must be at least {low}, found {getattr(args, key)}")
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:  # also false for nan
+        raise UserError(f"--threshold must be between 0 and 1 (exclusive), found {args.threshold}")
+    if args.input is not None and args.titles:
+        raise UserError(f"predict.py: got {len(args.titles)} titles as arguments and --input {args.input}; "
+                        "give one or the other")
+    if args.output is not None:
+        out = Path(args.output)
+        if out.is_dir():
+            raise UserError(f"--output {out}: is a folder; give a file name ending in .csv or .jsonl")
+        if args.input not in (None, "-") and Path(args.input).exists() and out.exists() and out.samefile(args.input):
+            raise UserError(f"--output {out} is the --input file; give another file name (the input would be lost)")
+
+
+def input_chunks(args: argparse.Namespace, empty_rows: list[int]):
+    """(titles, rows, gold or None) chunks from the command line, stdin or a file (both streamed)."""
+    from jobtitles.data import iter_lines, iter_titles
 
     if args.input == "-" or (args.input is None and not args.titles and not sys.stdin.isatty()):
-        pairs = [(i + 1, " ".join(line.split())) for i, line in enumerate(sys.stdin)]
-        pairs = [(r, t) for r, t in pairs if t]
-        if not pairs:
-            raise UserError("stdin: no titles found; pipe one title per line")
-        yield [t for _, t in pairs], [r for r, _ in pairs], None
+        yield from iter_lines(sys.stdin, "stdin", args.chunk_size, empty_rows)
     elif args.input:
         yield from iter_titles(Path(args.input), args.chunk_size, text_column=args.text_column,
                                label_prefix=args.label_column_prefix, delimiter=args.delimiter,
-                               encoding=args.encoding)
+                               encoding=args.encoding, empty_rows=empty_rows)
     elif not args.titles:
         raise UserError("predict.py: give titles as arguments, or --input FILE, or pipe titles on stdin")
     else:
-        yield list(args.titles), list(range(1, len(args.titles) + 1)), None
+        yield from iter_lines(args.titles, "command line", max(len(args.titles), 1), empty_rows)
 
 
 class Writer:
-    """Streams predictions to .csv / .jsonl (flushed per chunk) or prints them."""
+    """Streams predictions to .csv / .jsonl or prints them. A file is written under `<output>.partial`
+    (flushed per chunk) and renamed to `<output>` only when every row is written, so an existing file is
+    never emptied or half-replaced; an interrupted run leaves the .partial file with what it finished."""
 
     def __init__(self, path: str | None, labels: list[str]) -> None:
         self.path, self.labels = path, labels
@@ -72,31 +89,50 @@ class Writer:
         if self.kind not in ("screen", "csv", "jsonl"):
             raise UserError(f"--output {path}: expected a .csv or .jsonl file name")
         self.fh: TextIO | None = None
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.fh = open(path, "w", encoding="utf-8", newline="")
-            if self.kind == "csv":
-                self.csv = csv.writer(self.fh, delimiter=";", lineterminator="\n")
-                self.csv.writerow(["row", "title", "predicted", *[f"score:{lab}" for lab in labels]])
+        self.partial = Path(f"{path}.partial") if path is not None else None
+        self.rows = 0
+
+    def open(self) -> None:
+        if self.partial is None:
+            return
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.partial, "w", encoding="utf-8", newline="")
+        if self.kind == "csv":
+            self.csv = csv.writer(self.fh, delimiter=";", lineterminator="\n")
+            self.csv.writerow(["row", "title", "predicted", *[f"score:{lab}" for lab in self.labels]])
 
     def write(self, rows: list[int], titles: list[str], scores: np.ndarray, pred: np.ndarray) -> None:
+        if self.fh is None and self.partial is not None:
+            self.open()  # only once the first chunk is read, checked and predicted
         for r, t, s, p in zip(rows, titles, scores, pred):
             names = [self.labels[j] for j in np.flatnonzero(p)]
             if self.kind == "screen":
                 shown = ", ".join(f"{self.labels[j]} ({s[j]:.3f})" for j in np.flatnonzero(p))
                 print(f"{t}\t{shown}")
             elif self.kind == "csv":
-                self.csv.writerow([r, t, SEP.join(names), *[f"{v:.4f}" for v in s]])
+                self.csv.writerow([r, t, LABEL_SEP.join(names), *[f"{v:.4f}" for v in s]])
             else:
                 self.fh.write(json.dumps({"row": r, "title": t, "labels": names,
                                           "scores": {lab: round(float(v), 4) for lab, v in zip(self.labels, s)}},
                                          ensure_ascii=False) + "\n")
+        self.rows += len(rows)
         if self.fh:
             self.fh.flush()
 
-    def close(self) -> None:
-        if self.fh:
+    def commit(self) -> None:
+        if self.fh is not None:
             self.fh.close()
+            os.replace(self.partial, self.path)
+
+    def abort(self, interrupted: bool) -> None:
+        """Keep the finished rows of an interrupted run; drop the partial file of a failed one."""
+        if self.fh is None:
+            return
+        self.fh.close()
+        if interrupted:
+            print(f"kept {self.rows} predictions in {self.partial}", file=sys.stderr)
+        else:
+            self.partial.unlink(missing_ok=True)
 
 
 def check_predictions(labels: list[str], titles, rows, gold, pred: np.ndarray, limit: int) -> int:
@@ -121,13 +157,15 @@ def main(argv: list[str]) -> int:
     from jobtitles.inference import TitleClassifier
 
     args = build_parser().parse_args(argv)
+    check_args(args)
     clf = TitleClassifier(args.model, backend=args.backend, batch_size=args.batch_size, threshold=args.threshold)
     writer = Writer(args.output, clf.labels)
     checked: list[tuple] = []  # (titles, rows, gold, pred) of files with label columns
+    empty_rows: list[int] = []
     total = 0
     bar = tqdm(unit="title", disable=args.output is None, file=sys.stderr)
     try:
-        for titles, rows, gold in input_chunks(args):
+        for titles, rows, gold in input_chunks(args, empty_rows):
             scores = clf.predict_scores(titles)
             pred = clf.decide(scores)
             writer.write(rows, titles, scores, pred)  # flushed: an interrupted run keeps finished chunks
@@ -135,9 +173,15 @@ def main(argv: list[str]) -> int:
                 checked.append((titles, rows, gold, pred))
             total += len(titles)
             bar.update(len(titles))
+        writer.commit()
+    except BaseException as err:
+        writer.abort(interrupted=isinstance(err, KeyboardInterrupt))
+        raise
     finally:
         bar.close()
-        writer.close()
+    if empty_rows:
+        shown = ", ".join(map(str, empty_rows[:8])) + (f" and {len(empty_rows) - 8} more" if len(empty_rows) > 8 else "")
+        print(f"note: skipped {len(empty_rows)} empty titles (rows {shown})", file=sys.stderr)
     if args.output:
         print(f"wrote {total} predictions to {args.output}", file=sys.stderr)
     if checked:

@@ -3,6 +3,7 @@ final model + card (+ Hub push). Each step is a function in its own module; this
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -24,8 +25,11 @@ from jobtitles.features import build_dataset, model_columns, tokenize_dataset
 from jobtitles.folds import make_folds, missing_labels
 from jobtitles.io_utils import read_json, save_npy, write_json
 from jobtitles.metrics import mean_std, multilabel_metrics, per_label_metrics
-from jobtitles.runstate import fingerprint, git_commit, package_versions, prepare_run_dir, resolved_config
-from jobtitles.training import FoldRun, cpu_threads, fresh_model, load_tokenizer, run_args
+from jobtitles.runstate import (RunLock, check_output_dir, fingerprint, git_commit, package_versions, prepare_run_dir,
+                                resolved_config)
+from jobtitles.training import FoldRun, check_max_length, cpu_threads, fresh_model, load_tokenizer, run_args
+
+COMPLETE_KEY = "complete"
 
 
 @dataclass
@@ -76,11 +80,28 @@ def load_fold(fold_dir: Path) -> FoldOutput | None:
 
 
 def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
+    """Check every setting and the output folder, take the folder's lock, then run (or resume) the job."""
     if training.push_to_hub and not training.hub_model_id:  # say so before hours of training, not after
         raise UserError("push_to_hub is true but hub_model_id is not set; set hub_model_id: <user>/<repo>")
     state = PartialState()
-    start = time.perf_counter()
     run_dir = Path(training.output_dir)
+    if state.is_main_process:
+        check_output_dir(run_dir)
+    check_max_length(project.model_name_or_path, project.max_length)
+    with RunLock(run_dir) if state.is_main_process else contextlib.nullcontext():
+        return _run(project, training, run_dir, state)
+
+
+def check_data(data: LabeledData, project: ProjectArgs) -> None:
+    """Checks that need the labels or the row count: before any fold trains, not after."""
+    if len(data) < project.n_splits:
+        raise UserError(f"{project.train_file}: {len(data)} usable rows, fewer than n_splits={project.n_splits}; "
+                        f"add rows or lower n_splits (at least 2)")
+    threshold_vector(data.labels, project.decision_threshold, project.label_threshold_map())
+
+
+def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state: PartialState) -> Path:
+    start = time.perf_counter()
     if not state.is_main_process:
         logger.setLevel(logging.WARNING)  # one copy of the progress messages
     if not torch.cuda.is_available():
@@ -89,14 +110,21 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
     logger.info(f"{state.num_processes} process{'es' if state.num_processes > 1 else ''} on {state.device}"
                 + ("" if torch.cuda.is_available() else f", {torch.get_num_threads()} threads each"))
     data = load_data(project)
+    check_data(data, project)
     config = resolved_config(project, training)
     info = {"fingerprint": fingerprint(config, Path(project.train_file)), "config": config,
             "versions": package_versions(), "git_commit": git_commit(), "train_file": str(project.train_file)}
+    finished = False
     if state.is_main_process:
         if prepare_run_dir(run_dir, info, project.overwrite):
-            logger.info(f"{run_dir} holds an earlier run with the same inputs: resuming it")
-        outputs.write_dropped(run_dir, data)
-    state.wait_for_everyone()
+            finished = is_finished(run_dir)
+            if not finished:
+                logger.info(f"{run_dir} holds an earlier run with the same inputs: resuming it")
+        if not finished:
+            outputs.write_dropped(run_dir, data)
+    finished = broadcast_flag(finished, state)
+    if finished:
+        return finished_run(run_dir, training, state)
 
     tokenizer = load_tokenizer(project.model_name_or_path)
     ds = model_columns(tokenize_dataset(build_dataset(data.titles, data.y, data.rows), tokenizer,
@@ -136,8 +164,38 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
     if state.is_main_process:
         results = read_json(run_dir / "cv_results.json")
         results["timing"]["total_seconds"] = time.perf_counter() - start
+        results[COMPLETE_KEY] = True  # written last: a rerun of the same command then changes nothing
         write_json(run_dir / "cv_results.json", results)
         outputs.print_summary(results, run_dir)
+    return run_dir
+
+
+def is_finished(run_dir: Path) -> bool:
+    path = run_dir / "cv_results.json"
+    return path.is_file() and bool(read_json(path).get(COMPLETE_KEY))
+
+
+def broadcast_flag(flag: bool, state: PartialState) -> bool:
+    """The main process's decision, on every process (only the main one reads the run folder)."""
+    if state.num_processes == 1:
+        return flag
+    from accelerate.utils import broadcast_object_list
+
+    box = [flag]
+    broadcast_object_list(box, from_process=0)
+    return bool(box[0])
+
+
+def finished_run(run_dir: Path, training: TrainingArguments, state: PartialState) -> Path:
+    """A rerun of a finished run's command: say so, show its figures, write nothing (push only if asked)."""
+    if state.is_main_process:
+        logger.info(f"{run_dir} holds a finished run with the same inputs; nothing to do (its files are "
+                    "unchanged; --overwrite starts over)")
+        outputs.print_summary(read_json(run_dir / "cv_results.json"), run_dir)
+        if training.push_to_hub and (run_dir / "model").is_dir():
+            from jobtitles.final import push
+
+            push(run_dir / "model", training)
     return run_dir
 
 

@@ -32,15 +32,31 @@ from jobtitles.metrics import make_compute_metrics, sigmoid
 PROBLEM_TYPE = "multi_label_classification"
 
 
+def _load_error(model_name_or_path: str, what: str, err: Exception) -> UserError:
+    return UserError(
+        f"model_name_or_path {model_name_or_path!r}: cannot load {what} ({str(err).splitlines()[0]}); "
+        "use 'embedded', a local model folder, or a Hub id with network access"
+    )
+
+
 def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
     path = resolve_model_path(model_name_or_path)
     try:
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as err:
-        raise UserError(
-            f"model_name_or_path {model_name_or_path!r}: cannot load a tokenizer ({str(err).splitlines()[0]}); "
-            "use 'embedded', a local model folder, or a Hub id with network access"
-        ) from err
+        raise _load_error(model_name_or_path, "a tokenizer", err) from err
+
+
+def check_max_length(model_name_or_path: str, max_length: int) -> None:
+    """max_length must fit the encoder's position embeddings; checked before any data is read."""
+    try:
+        config = AutoConfig.from_pretrained(resolve_model_path(model_name_or_path))
+    except (OSError, ValueError) as err:
+        raise _load_error(model_name_or_path, "a model config", err) from err
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is not None and max_length > limit:
+        raise UserError(f"max_length {max_length} is longer than the model's {limit} positions "
+                        f"(max_position_embeddings of {model_name_or_path!r}); set max_length to at most {limit}")
 
 
 def build_model(model_name_or_path: str, labels: list[str], seed: int):
@@ -55,10 +71,7 @@ def build_model(model_name_or_path: str, labels: list[str], seed: int):
         # a checkpoint that already has a classification head of another size gets a fresh one (as run_classification.py)
         return AutoModelForSequenceClassification.from_pretrained(path, config=config, ignore_mismatched_sizes=True)
     except (OSError, ValueError) as err:
-        raise UserError(
-            f"model_name_or_path {model_name_or_path!r}: cannot load a model ({str(err).splitlines()[0]}); "
-            "use 'embedded', a local model folder, or a Hub id with network access"
-        ) from err
+        raise _load_error(model_name_or_path, "a model", err) from err
 
 
 def fresh_model(model_name_or_path: str, labels: list[str], seed: int, head_init: str, probe_c: float,
