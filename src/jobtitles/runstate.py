@@ -78,7 +78,7 @@ def check_output_dir(run_dir: Path) -> None:
         if parent.exists() and not parent.is_dir():
             raise UserError(f"output_dir {run_dir}: {parent} is a file, not a folder; give another output_dir")
     if resolved.is_dir() and not (resolved / RUN_INFO).is_file():
-        ours = sorted(p.name for p in resolved.iterdir() if p.name in RUN_FILES)
+        ours = sorted(p.name for p in resolved.iterdir() if p.name in RUN_FILES and p.name != LOCK_NAME)
         if ours:
             raise UserError(f"output_dir {run_dir}: holds {ours} but no {RUN_INFO}, so no run of this project wrote "
                             "them; they would be overwritten: give another output_dir")
