@@ -58,9 +58,10 @@ def test_cv_results_are_consistent(run_dir, tiny_csv):
     res = read_json(run_dir / "cv_results.json")
     assert res["n_splits"] == 2 and len(res["folds"]) == 2
     assert res["n_rows"] == sum(f["n_test"] for f in res["folds"]) == 85
-    for variant in ("model", "model_tuned", "baseline", "model_train"):
+    for variant in ("model", "model_tuned", "model_shrunk", "baseline", "model_train"):
         for metric in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss"):
-            values = [f[{"model": "test", "model_tuned": "test_tuned", "model_train": "train"}.get(variant, variant)][metric]
+            key = {"model": "test", "model_tuned": "test_tuned", "model_shrunk": "test_shrunk", "model_train": "train"}
+            values = [f[key.get(variant, variant)][metric]
                       for f in res["folds"]]
             assert res["summary"][variant][metric]["mean"] == pytest.approx(np.mean(values))
             assert res["summary"][variant][metric]["std"] == pytest.approx(np.std(values, ddof=1))
@@ -77,7 +78,8 @@ def test_oof_file_matches_cv_results(run_dir):
         rows = list(csv.DictReader(fh, delimiter=";"))
     assert len(rows) == res["n_rows"]
     correct = np.mean([int(r["correct"]) for r in rows])
-    per_fold = [f["test_tuned"]["subset_accuracy"] * f["n_test"] for f in res["folds"]]
+    fold_key = {"model": "test", "model_tuned": "test_tuned", "model_shrunk": "test_shrunk"}[res["decision_rule"]["variant"]]
+    per_fold = [f[fold_key]["subset_accuracy"] * f["n_test"] for f in res["folds"]]
     assert correct == pytest.approx(sum(per_fold) / res["n_rows"])
     assert {k for k in rows[0] if k.startswith("score:")} == {f"score:{lab}" for lab in res["labels"]}
 
@@ -86,7 +88,7 @@ def test_report_numbers_equal_cv_results(run_dir):
     res = read_json(run_dir / "cv_results.json")
     report = (run_dir / "report.md").read_text()
     row = re.search(r"^\| micro_f1 \| (.+) \|$", report, re.M).group(1).split(" | ")
-    expected = [res["summary"][v]["micro_f1"] for v in ("model", "model_tuned", "baseline", "model_train")]
+    expected = [res["summary"][v]["micro_f1"] for v in ("model", "model_tuned", "model_shrunk", "baseline", "model_train")]
     assert row == [f"{e['mean']:.4f} ± {e['std']:.4f}" for e in expected]
     for lab in res["labels"]:
         assert f"| {lab} | {res['label_support'][lab]} |" in report
@@ -103,7 +105,7 @@ def test_model_card_metadata_and_numbers(run_dir):
     assert card.data.pipeline_tag == "text-classification"
     assert "multi-label-classification" in card.data.tags
     micro = [r for r in card.data.eval_results if r.metric_name.startswith("CV micro-F1")][0]
-    assert micro.metric_value == round(res["summary"]["model_tuned"]["micro_f1"]["mean"], 4)
+    assert micro.metric_value == round(res["summary"][res["decision_rule"]["variant"]]["micro_f1"]["mean"], 4)
     assert 'pipeline("text-classification"' in card.text and "top_k=None" in card.text
     assert "TF-IDF" in card.text
 

@@ -65,8 +65,19 @@ class ProjectArgs:
     tune_min_support: int = field(
         default=10, metadata={"help": "Labels with fewer positives keep the global threshold."}
     )
+    label_groups: str = field(
+        default="auto", metadata={"help": "auto: detect exclusive label groups (each Column N its own label family); "
+                                          "none; or a YAML list of {labels: [...], exactly_one: true|false}. "
+                                          "Group decoding is adopted only when it wins cross-fitted."}
+    )
     at_least_one: bool = field(
         default=True, metadata={"help": "A title with no score over its threshold gets its top label."}
+    )
+    score_sources: Literal["auto", "transformer"] = field(
+        default="auto", metadata={"help": "auto: each label's score may come from the transformer, the TF-IDF "
+                                          "baseline or their mean, chosen cross-fitted on out-of-fold scores and "
+                                          "adopted only when it raises macro-F1 (needs baseline: true); "
+                                          "transformer: always the transformer."}
     )
     # --- head ---
     head_init: Literal["linear_probe", "random"] = field(
@@ -116,6 +127,12 @@ class ProjectArgs:
         if isinstance(self.empty_label, str) and self.empty_label.strip().lower() in ("", "none", "null"):
             self.empty_label = None
         self.label_threshold_map()  # validate early
+        self.label_groups_spec()
+
+    def label_groups_spec(self):
+        from jobtitles.label_groups import parse_groups_setting
+
+        return parse_groups_setting(self.label_groups)
 
     def label_threshold_map(self) -> dict[str, float]:
         if not self.label_thresholds:
@@ -171,8 +188,10 @@ def _known_keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 def _convert(action: argparse.Action, key: str, value: Any, source: str) -> Any:
     """Convert one YAML value with the same converter the CLI flag uses, so YAML and CLI agree."""
+    if key in ("label_thresholds", "label_groups") and isinstance(value, (dict, list)):
+        return json.dumps(value)  # structured values travel as JSON text, parsed by ProjectArgs
     if value is None or isinstance(value, dict):
-        return json.dumps(value) if isinstance(value, dict) and key == "label_thresholds" else value
+        return value
     values = value if isinstance(value, list) else [value]
     if action.nargs in (None, "?") and isinstance(value, list):
         raise UserError(f"{source}: key '{key}' expects a single value, found a list {value!r}")

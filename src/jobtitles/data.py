@@ -19,7 +19,8 @@ from typing import Iterator
 import numpy as np
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from jobtitles.errors import UserError, warn
+from jobtitles.errors import UserError, logger, warn
+from jobtitles.label_groups import LabelGroup, describe, detect_groups, explicit_groups
 
 MAX_LISTED = 8  # row numbers listed in one message before "and N more"
 
@@ -32,7 +33,7 @@ class LabeledData:
     labels: list[str]  # sorted vocabulary
     y: np.ndarray  # (n, n_labels) float32 multi-hot
     dropped: list[tuple[int, str]] = field(default_factory=list)  # (row, reason)
-    warnings: list[str] = field(default_factory=list)
+    groups: list[LabelGroup] = field(default_factory=list)  # exclusive label groups (detected or configured)
 
     def __len__(self) -> int:
         return len(self.titles)
@@ -169,6 +170,7 @@ def load_labeled_csv(
     drop_duplicates: bool = True,
     n_splits: int | None = None,
     max_rows: int | None = None,
+    label_groups: str | list | None = "auto",
 ) -> LabeledData:
     path = Path(path)
     header, records = read_rows(path, delimiter, encoding)
@@ -178,6 +180,7 @@ def load_labeled_csv(
     messages: list[str] = []
     dropped: list[tuple[int, str]] = []
     kept: list[tuple[int, str, list[str]]] = []
+    column_cells: dict[int, list[str]] = {}  # row -> its label cells, column by column ("" where empty)
     empty_rows, ragged_rows = [], []
     for row, cells in records:
         extra = cells[len(header):]
@@ -192,6 +195,7 @@ def load_labeled_csv(
         labels = [cells[i].strip() for i in label_idx if i < len(cells) and cells[i].strip()]
         for label in labels:
             check_label_name(path, row, label)
+        column_cells[row] = [cells[i].strip() if i < len(cells) else "" for i in label_idx]
         kept.append((row, title, list(dict.fromkeys(labels))))
     if ragged_rows:
         messages.append(
@@ -227,6 +231,7 @@ def load_labeled_csv(
                 f"{path}: labels with fewer rows than the {n_splits} folds: {', '.join(rare)}; "
                 "some test folds will have none of them (reported per fold)"
             )
+    groups = _groups(path, label_groups, kept, column_cells, labels, label_idx, messages)
     for m in messages:
         warn(m)
     return LabeledData(
@@ -236,8 +241,21 @@ def load_labeled_csv(
         labels=labels,
         y=y,
         dropped=sorted(dropped),
-        warnings=messages,
+        groups=groups,
     )
+
+
+def _groups(path: Path, setting, kept: list, column_cells: dict[int, list[str]], labels: list[str],
+            label_idx: list[int], messages: list[str]) -> list[LabelGroup]:
+    if setting in (None, "none"):
+        return []
+    if setting != "auto":
+        return explicit_groups(setting, labels, [lab for _, _, lab in kept], [r for r, _, _ in kept], path)
+    per_column = [[column_cells[r][c] for r, _, _ in kept] for c in range(len(label_idx))]
+    groups = [g for g in detect_groups(per_column) if set(g.labels) <= set(labels)]
+    if groups:
+        logger.info(f"{path}: label columns hold separate label families: {describe(groups)}")
+    return groups
 
 
 def check_label_name(path: Path | str, row: int | None, label: str) -> None:

@@ -19,14 +19,41 @@ def threshold_vector(labels: list[str], default: float, per_label: dict[str, flo
     return np.array([per_label.get(lab, default) for lab in labels], dtype=np.float64)
 
 
-def decide(scores: np.ndarray, thresholds: np.ndarray | float, at_least_one: bool) -> np.ndarray:
-    """Multi-hot decisions; with at_least_one, a row with no score over its threshold gets its top label."""
+Groups = "list[tuple[np.ndarray, bool]] | None"  # (column indices, exactly_one) per exclusive label group
+
+
+def decide(scores: np.ndarray, thresholds: np.ndarray | float, at_least_one: bool,
+           exclusive: int | None = None, groups: Groups = None) -> np.ndarray:
+    """Multi-hot decisions; with at_least_one, a row with no score over its threshold gets its top label.
+
+    `groups`: within an exactly-one group the top label is taken; within an at-most-one group the top label
+    if it passes its threshold; labels outside groups keep their thresholds.
+    `exclusive` is the column of the empty label ("Not Required"), which means "none of the other labels" and
+    so is never decided together with another one: where both pass, the side with the higher score wins."""
     scores = np.asarray(scores)
     pred = scores >= np.asarray(thresholds)
+    rows = np.arange(len(scores))
+    for cols, exactly_one in groups or []:
+        top = cols[scores[:, cols].argmax(axis=1)]
+        keep = np.ones(len(scores), dtype=bool) if exactly_one else pred[rows, top]
+        pred[:, cols] = False
+        pred[rows[keep], top[keep]] = True
     if at_least_one and len(scores):
         empty = ~pred.any(axis=1)
         pred[empty, scores[empty].argmax(axis=1)] = True
+    if exclusive is not None and len(scores):
+        others = np.ones(scores.shape[1], dtype=bool)
+        others[exclusive] = False
+        passing = np.where(pred[:, others], scores[:, others], -np.inf).max(axis=1)
+        both = pred[:, exclusive] & np.isfinite(passing)
+        empty_wins = both & (scores[:, exclusive] >= passing)
+        pred[both & ~empty_wins, exclusive] = False
+        pred[np.ix_(empty_wins, others)] = False
     return pred.astype(np.int8)
+
+
+def exclusive_index(labels: list[str], empty_label: str | None) -> int | None:
+    return labels.index(empty_label) if empty_label is not None and empty_label in labels else None
 
 
 @dataclass
@@ -36,7 +63,7 @@ class Tuned:
 
 
 def tune_thresholds(scores: np.ndarray, y: np.ndarray, labels: list[str], default: np.ndarray,
-                    min_support: int, passes: int = 2) -> Tuned:
+                    min_support: int, passes: int = 2, only: set[int] | None = None) -> Tuned:
     """Per-label thresholds on GRID that maximise the micro-F1 of all labels together (coordinate ascent from
     the default thresholds, `passes` sweeps over the labels).
 
@@ -55,6 +82,9 @@ def tune_thresholds(scores: np.ndarray, y: np.ndarray, labels: list[str], defaul
         positives = int(y[:, j].sum())
         if positives < min_support:
             notes[label] = f"kept {out[j]:.2f}: {positives} positives < tune_min_support={min_support}"
+        elif only is not None and j not in only:
+            notes[label] = (f"kept {out[j]:.2f}: fewer than tune_min_support={min_support} positives in the tuning "
+                            "rows of some fold, so its tuned threshold could not be evaluated")
         else:
             tunable.append(j)
     pred = scores >= out
@@ -83,3 +113,80 @@ def cross_fitted(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray
         others = np.setdiff1d(np.arange(len(y)), test)
         tuned.append(tune_thresholds(scores[others], y[others], labels, default, min_support))
     return tuned
+
+
+def shrink(tuned: np.ndarray, default: np.ndarray, positives: np.ndarray, strength: int) -> np.ndarray:
+    """Thresholds pulled toward the configured ones in proportion to each label's support: a label with n
+    positives keeps n / (n + strength) of its tuned move (few positives, little trust)."""
+    weight = positives / (positives + max(strength, 1))
+    return np.round(default + (tuned - default) * weight, 2)
+
+
+@dataclass
+class RuleChoice:
+    """Which decision rule the model ships with, chosen on cross-fitted out-of-fold figures."""
+
+    chosen: str  # "configured", "tuned", "shrunk", each optionally "+groups"
+    thresholds: np.ndarray  # the shipped thresholds (all out-of-fold rows, same rule as evaluated)
+    use_groups: bool  # decode with the label groups
+    fold_thresholds: dict[str, list[np.ndarray]]  # "configured" / "tuned" / "shrunk" -> thresholds per fold
+    fold_micro_f1: dict[str, list[float]]  # candidate -> micro-F1 of each test fold
+    gain: float  # mean per-fold micro-F1 gain of the best candidate over the configured thresholds
+    noise: float  # standard error of that per-fold gain
+    notes: dict[str, str]
+    reason: str
+
+
+def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], labels: list[str],
+                default: np.ndarray, min_support: int, at_least_one: bool, exclusive: int | None,
+                groups: Groups = None, tune: bool = True) -> RuleChoice:
+    """Tuned, shrunk or configured thresholds, each with or without group decoding: a candidate is adopted only
+    when its cross-fitted micro-F1 beats the configured thresholds' by more than the fold-to-fold noise
+    (standard error of the per-fold gain).
+
+    The rule the model ships with is evaluated as it is: a label is tuned in the final thresholds only if it
+    was tunable (had `min_support` positives in the tuning rows) in every fold."""
+    from jobtitles.metrics import multilabel_metrics
+
+    y = np.asarray(y)
+    fold_thr: dict[str, list[np.ndarray]] = {"configured": [default] * len(folds)}
+    always = set(range(len(labels)))
+    if tune:
+        fold_thr.update(tuned=[], shrunk=[])
+        for (_, test), t in zip(folds, cross_fitted(scores, y, folds, labels, default, min_support)):
+            positives = y[np.setdiff1d(np.arange(len(y)), test)].sum(axis=0)
+            always &= {j for j in range(len(labels)) if positives[j] >= min_support}
+            fold_thr["tuned"].append(t.thresholds)
+            fold_thr["shrunk"].append(shrink(t.thresholds, default, positives, min_support))
+    candidates = [(name, False) for name in fold_thr] + ([(name, True) for name in fold_thr] if groups else [])
+    f1 = {}
+    for name, grouped in candidates:
+        key = name + ("+groups" if grouped else "")
+        f1[key] = [multilabel_metrics(y[test], decide(scores[test], fold_thr[name][k], at_least_one, exclusive,
+                                                      groups if grouped else None))["micro_f1"]
+                   for k, (_, test) in enumerate(folds)]
+    others = [k for k in f1 if k != "configured"]
+    if not others:
+        return RuleChoice("configured", np.asarray(default, dtype=np.float64), False, fold_thr, f1, 0.0, 0.0, {},
+                          "no candidate rule (tune_thresholds is false and there are no label groups)")
+    # ties go to the simpler rule: fewer moved thresholds, then no groups
+    simplicity = {"configured": 0, "shrunk": 1, "tuned": 2}
+    best = max(others, key=lambda k: (np.mean(f1[k]), -simplicity[k.split("+")[0]], "+groups" not in k))
+    diff = np.asarray(f1[best]) - np.asarray(f1["configured"])
+    gain = float(diff.mean())
+    noise = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    final = tune_thresholds(scores, y, labels, default, min_support, only=always) if tune else Tuned(default)
+    if gain > noise and gain > 0:
+        chosen = best
+        reason = (f"{best} raises cross-fitted micro-F1 by {gain:.4f} per fold on average, more than the "
+                  f"fold-to-fold noise ({noise:.4f})")
+    else:
+        chosen = "configured"
+        reason = (f"the best candidate ({best}) changes cross-fitted micro-F1 by {gain:+.4f} per fold, not more "
+                  f"than the fold-to-fold noise ({noise:.4f}): the configured thresholds are kept")
+    base = chosen.split("+")[0]
+    shipped = {"configured": default, "tuned": final.thresholds,
+               "shrunk": shrink(final.thresholds, default, y.sum(axis=0), min_support)}[base]
+    notes = final.notes if base != "configured" else {}
+    return RuleChoice(chosen, np.asarray(shipped, dtype=np.float64), chosen.endswith("+groups"), fold_thr, f1,
+                      gain, noise, notes, reason)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,9 @@ def export_onnx(model_dir: Path, int8: bool) -> list[Path]:
                        return_tensors="pt")
     fp32 = out_dir / "model.onnx"
     tmp = out_dir / ".model.onnx.tmp"
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the tracer's and exporter's notes (TracerWarning, deprecations) concern torch internals, not the user
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             _Logits(model), (sample["input_ids"], sample["attention_mask"]), str(tmp),
             input_names=["input_ids", "attention_mask"], output_names=["logits"],

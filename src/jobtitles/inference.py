@@ -7,18 +7,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from jobtitles.decisions import decide
+from jobtitles.decisions import decide, exclusive_index
+from jobtitles.label_groups import LabelGroup, group_index
+from jobtitles.score_sources import combine, load_baseline
 from jobtitles.errors import UserError, warn
 from jobtitles.metrics import sigmoid
 
 THRESHOLDS_KEY = "decision_thresholds"
 AT_LEAST_ONE_KEY = "decision_at_least_one"
+EXCLUSIVE_KEY = "decision_exclusive_label"  # the empty label: never decided together with another label
+GROUPS_KEY = "decision_label_groups"  # exclusive label groups decoded one label per group (when adopted)
+SOURCES_KEY = "decision_score_sources"  # {label: "baseline" | "blend"} for labels not scored by the transformer
 ONNX_FILES = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model_int8.onnx"}
 
 
@@ -60,6 +66,20 @@ def thresholds_from_config(cfg: dict, labels: list[str], model_dir: Path, overri
     return np.array([float(saved[lab]) for lab in labels])
 
 
+@contextlib.contextmanager
+def quiet_loading():
+    """No per-tensor "Loading weights" progress bar for a model that loads in a fraction of a second."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_checked_tokenizer(model_dir: Path, cfg: dict):
     """The folder's own tokenizer, refused when it is missing or does not match the model: transformers can
     fall back to a tiny default vocabulary, and then every word becomes [UNK] and every title the same."""
@@ -87,10 +107,17 @@ class TitleClassifier:
         self.labels = [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))]
         self.thresholds = thresholds_from_config(cfg, self.labels, self.model_dir, threshold)
         self.at_least_one = bool(cfg.get(AT_LEAST_ONE_KEY, True))
+        self.exclusive_label = cfg.get(EXCLUSIVE_KEY)
+        self.exclusive = exclusive_index(self.labels, self.exclusive_label)
+        self.groups = [LabelGroup.from_json(g) for g in cfg.get(GROUPS_KEY) or []]
+        self._groups = group_index(self.groups, self.labels) or None
+        per_label = cfg.get(SOURCES_KEY) or {}
+        self.sources = [per_label.get(lab, "transformer") for lab in self.labels]
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, found {batch_size}")
         self.batch_size = batch_size
         self.tokenizer = load_checked_tokenizer(self.model_dir, cfg)
+        self._baseline = load_baseline(self.model_dir) if per_label else None
         positions = int(cfg.get("max_position_embeddings") or 512)  # a title never needs more than 128 tokens
         self.max_length = min(max_length or 128, int(self.tokenizer.model_max_length or positions), positions)
         self.backend = backend
@@ -104,7 +131,8 @@ class TitleClassifier:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(str(self.model_dir), dtype=dtype)
+            with quiet_loading():
+                model = AutoModelForSequenceClassification.from_pretrained(str(self.model_dir), dtype=dtype)
         except Exception as err:  # noqa: BLE001 - missing, truncated or garbage weights surface as many types
             raise UserError(f"{self.model_dir}: the model weights do not load ({type(err).__name__}: "
                             f"{str(err).splitlines()[0][:200]}); the folder is damaged or incomplete: re-copy it "
@@ -154,10 +182,13 @@ class TitleClassifier:
             return scores
         for idx, batch in self._batches(titles):
             scores[idx] = sigmoid(self._forward(dict(batch)))
+        if self._baseline is not None:  # labels the run's cross-fitted choice sent to the TF-IDF baseline
+            base = self._baseline.predict_proba(np.asarray(titles, dtype=object))
+            scores = combine(scores, base, self.sources).astype(np.float32)
         return scores
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
-        return decide(scores, self.thresholds, self.at_least_one)
+        return decide(scores, self.thresholds, self.at_least_one, self.exclusive, self._groups)
 
     def predict(self, titles: str | Sequence[str]) -> list[str] | list[list[str]]:
         """Label names per title (a list for one string, a list of lists for a list)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, hamming_loss, precision_recall_fscore_support
-from transformers import EvalPrediction
 
 METRICS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
 
@@ -42,13 +41,3 @@ def mean_std(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return {k: {"mean": float(np.mean([m[k] for m in per_fold])),
                 "std": float(np.std([m[k] for m in per_fold], ddof=1)) if len(per_fold) > 1 else 0.0}
             for k in keys}
-
-
-def make_compute_metrics(threshold: float = 0.5):
-    """compute_metrics for the Trainer (used when the user turns on eval_strategy)."""
-
-    def compute_metrics(pred: EvalPrediction) -> dict[str, float]:
-        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
-        return multilabel_metrics(pred.label_ids, sigmoid(logits) >= threshold)
-
-    return compute_metrics

@@ -9,7 +9,7 @@ from transformers import TrainingArguments
 
 from jobtitles.config import ProjectArgs
 from jobtitles.embedded import base_model_id
-from jobtitles.report import final_text, fold_table, label_table, metric_table, missing_text, threshold_text
+from jobtitles.report import rare_labels_text, shipped_variant, sources_text, final_text, fold_table, label_table, metric_table, missing_text, threshold_text
 from jobtitles.runstate import package_versions
 
 TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
@@ -21,7 +21,7 @@ SHOWN_TRAINING_ARGS = ("learning_rate", "per_device_train_batch_size", "num_trai
 
 
 def eval_results(results: dict) -> list[EvalResult]:
-    variant = "model_tuned" if "model_tuned" in results["summary"] else "model"
+    variant = shipped_variant(results)
     dataset = Path(results["train_file"]).name
     return [EvalResult(task_type="text-classification", task_name="Multi-label job-title classification",
                        dataset_type="csv", dataset_name=dataset, metric_type=mtype,
@@ -39,18 +39,18 @@ def make_card(results: dict, project: ProjectArgs, training: TrainingArguments) 
         model_name=training.hub_model_id or "job-title-classifier",
         eval_results=eval_results(results),
     )
-    settings = {k: getattr(training, k) for k in SHOWN_TRAINING_ARGS}
+    settings = {k: getattr(getattr(training, k), "value", getattr(training, k)) for k in SHOWN_TRAINING_ARGS}
     settings.update({"max_length": project.max_length, "head_init": project.head_init, "pos_weight": project.pos_weight,
                      "at_least_one": project.at_least_one, "n_splits": project.n_splits})
     return ModelCard.from_template(
         data, template_path=str(TEMPLATE),
         model_id=training.hub_model_id or "outputs/<run>/model",
-        title=training.hub_model_id or "Job-title classifier",
+        title=training.hub_model_id or "Multi-label job-title classifier",
         base_model=base,
         labels=results["labels"],
         label_support=results["label_support"],
         n_rows=results["n_rows"], n_splits=results["n_splits"], train_file=Path(results["train_file"]).name,
         metric_table=metric_table(results), label_table=label_table(results), fold_table=fold_table(results),
-        missing_text=missing_text(results), threshold_text=threshold_text(results), final_text=final_text(results),
+        missing_text=missing_text(results), rare_text=rare_labels_text(results), sources_text=sources_text(results), threshold_text=threshold_text(results), final_text=final_text(results),
         baseline_name=results.get("baseline_name"), settings=settings, versions=package_versions(),
     )

@@ -11,6 +11,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jobtitles.report import shipped_variant  # noqa: E402
+
 
 def _save(fig, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -28,7 +30,7 @@ def write_plots(run_dir: Path, results: dict) -> dict[str, str]:
 
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
     per = results["per_label"]
-    chosen = "model_tuned" if "model_tuned" in per else "model"
+    chosen = shipped_variant(results)
     pos = np.arange(len(labels))
     ax.barh(pos - 0.2, [per[chosen][lab]["f1"] for lab in labels], height=0.4, label="transformer")
     if "baseline" in per:

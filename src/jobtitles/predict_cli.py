@@ -187,7 +187,9 @@ def main(argv: list[str]) -> int:
     if checked:
         titles = [t for c in checked for t in c[0]]
         rows = [r for c in checked for r in c[1]]
-        gold = [g for c in checked for g in c[2]]
+        # the file's labels as training saw them: a row without one carries the empty label
+        empty = [clf.exclusive_label] if clf.exclusive_label else []
+        gold = [g or empty for c in checked for g in c[2]]
         unknown = sorted({g for gs in gold for g in gs} - set(clf.labels))
         if unknown:
             print(f"note: the file has labels the model does not know: {unknown}", file=sys.stderr)

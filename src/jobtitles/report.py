@@ -6,8 +6,26 @@ from __future__ import annotations
 from jobtitles.metrics import METRICS
 
 NAMES = {"model": "transformer (threshold as configured)", "model_tuned": "transformer (tuned thresholds, cross-fitted)",
+         "model_shrunk": "transformer (shrunk thresholds, cross-fitted)",
+         "model_groups": "transformer (one label per group)",
+         "model_tuned_groups": "transformer (tuned, one label per group)",
+         "model_shrunk_groups": "transformer (shrunk, one label per group)",
          "baseline": "TF-IDF + logistic regression baseline", "model_train": "transformer on its training splits"}
 LOWER_IS_BETTER = {"hamming_loss"}
+ORDER = ("model", "model_tuned", "model_shrunk", "model_groups", "model_tuned_groups", "model_shrunk_groups",
+         "baseline", "model_train")
+
+
+def fold_key(variant: str) -> str:
+    return {"model": "test", "baseline": "baseline"}.get(variant, variant.replace("model", "test", 1))
+
+
+def shipped_variant(results: dict) -> str:
+    """The summary key of the decision rule the model ships with (older results: tuned if present)."""
+    rule = results.get("decision_rule")
+    if rule:
+        return rule["variant"]
+    return "model_tuned" if "model_tuned" in results["summary"] else "model"
 
 
 def fmt(cell: dict) -> str:
@@ -15,7 +33,7 @@ def fmt(cell: dict) -> str:
 
 
 def metric_table(results: dict) -> str:
-    variants = [v for v in ("model", "model_tuned", "baseline", "model_train") if v in results["summary"]]
+    variants = [v for v in ORDER if v in results["summary"]]
     head = "| metric | " + " | ".join(NAMES[v] for v in variants) + " |"
     rule = "|---|" + "---|" * len(variants)
     lines = [head, rule]
@@ -27,7 +45,7 @@ def metric_table(results: dict) -> str:
 
 def label_table(results: dict) -> str:
     per = results["per_label"]
-    chosen = "model_tuned" if "model_tuned" in per else "model"
+    chosen = shipped_variant(results)
     has_base = "baseline" in per
     head = "| label | support | precision | recall | F1 | threshold |" + (" baseline F1 |" if has_base else "")
     lines = [head, "|---|---|---|---|---|---|" + ("---|" if has_base else "")]
@@ -42,12 +60,12 @@ def label_table(results: dict) -> str:
 
 
 def fold_table(results: dict) -> str:
-    keys = [k for k in ("test", "test_tuned", "baseline") if k in results["folds"][0]]
+    keys = [fold_key(v) for v in ORDER if v != "model_train" and fold_key(v) in results["folds"][0]]
     head = "| fold | train rows | test rows | " + " | ".join(f"{k} micro-F1 | {k} subset acc." for k in keys) + " |"
     lines = [head, "|---|---|---|" + "---|---|" * len(keys)]
     for f in results["folds"]:
         cells = " | ".join(f"{f[k]['micro_f1']:.4f} | {f[k]['subset_accuracy']:.4f}" for k in keys)
-        lines.append(f"| {f['fold'] + 1} | {f['n_train']} | {f['n_test']} | {cells} |")
+        lines.append(f"| {f['fold']} | {f['n_train']} | {f['n_test']} | {cells} |")
     return "\n".join(lines)
 
 
@@ -55,25 +73,82 @@ def missing_text(results: dict) -> str:
     missing = results["missing_labels"]
     if not missing:
         return "Every label has at least one positive row in every test fold."
-    items = [f"- **{lab}**: no positive row in test fold(s) {', '.join(str(k + 1) for k in ks)} "
+    items = [f"- **{lab}**: no positive row in test fold(s) {', '.join(str(k) for k in ks)} "
              f"({results['label_support'][lab]} rows in all); its per-fold scores there say nothing about it."
              for lab, ks in missing.items()]
     return "\n".join(items)
 
 
+RARE_ROWS = 20  # labels with fewer rows are named, with their F1, in the card and on the console
+
+
+def weakest_labels(results: dict, n: int = 3) -> list[tuple[str, float, float | None]]:
+    """(label, out-of-fold F1 with the shipped rule, baseline F1) of the n labels with the lowest F1."""
+    per = results["per_label"]
+    chosen = shipped_variant(results)
+    rows = [(lab, per[chosen][lab]["f1"], per["baseline"][lab]["f1"] if "baseline" in per else None)
+            for lab in results["labels"]]
+    return sorted(rows, key=lambda r: r[1])[:n]
+
+
+def _vs_baseline(f1: float, base: float | None) -> str:
+    return f"F1 {f1:.3f}" + (f" (baseline {base:.3f})" if base is not None else "")
+
+
+def rare_labels_text(results: dict) -> str:
+    rare = [lab for lab in results["labels"] if results["label_support"][lab] < RARE_ROWS]
+    if not rare:
+        return f"  every label has at least {RARE_ROWS} rows."
+    per, chosen = results["per_label"], shipped_variant(results)
+    return "\n".join(
+        f"  - **{lab}** ({results['label_support'][lab]} rows): out-of-fold "
+        + _vs_baseline(per[chosen][lab]["f1"], per["baseline"][lab]["f1"] if "baseline" in per else None)
+        for lab in rare)
+
+
 def threshold_text(results: dict) -> str:
     d = results["decision"]
-    if not d["tune_thresholds"]:
-        return f"Thresholds as configured (global {d['threshold']}); no tuning."
-    text = (
+    text = f"Thresholds as configured (global {d['threshold']}); no tuning." if not d["tune_thresholds"] else (
         "Per-label thresholds maximise the micro-F1 of all labels on out-of-fold scores (coordinate ascent from "
-        "the configured thresholds). The *tuned* CV figures are "
-        "cross-fitted: fold k is scored with thresholds chosen on the other folds' rows only, so they are not "
-        "optimistic. The final model carries thresholds tuned on all out-of-fold scores."
+        "the configured thresholds); *shrunk* thresholds keep n / (n + tune_min_support) of each label's tuned "
+        "move (n = its positives). Both are cross-fitted: fold k is scored with thresholds chosen on the other "
+        "folds' rows only, so their figures are not optimistic. A candidate is adopted only when it beats the "
+        "configured thresholds by more than the fold-to-fold noise; the final model carries the adopted rule, "
+        "chosen on all out-of-fold scores the same way as in the folds."
     )
+    rule = results.get("decision_rule")
+    if rule:
+        text += f"\n\n**Shipped rule: {rule['chosen']}.** Why: {rule['reason']}."
+    if results.get("label_groups"):
+        from jobtitles.label_groups import LabelGroup, describe
+
+        groups = describe([LabelGroup.from_json(g) for g in results["label_groups"]])
+        used = "used by the shipped rule" if results.get("label_groups_used") else "not used (did not win)"
+        text += (f"\n\nLabel groups ({used}): {groups}. With groups, each exactly-one group takes its top label "
+                 "and each at-most-one group its top label if it passes its threshold.")
+    if d.get("exclusive_label"):
+        text += (f"\n\n`{d['exclusive_label']}` (the label of rows without one) is exclusive: it is never decided "
+                 "together with another label; where both pass, the higher score wins.")
     notes = results.get("threshold_notes") or {}
     if notes:
         text += "\n\n" + "\n".join(f"- {lab}: {note}" for lab, note in notes.items())
+    return text
+
+
+def sources_text(results: dict) -> str:
+    choice = results.get("score_sources")
+    if not choice:
+        return "Every label is scored by the transformer (`score_sources: transformer` or no baseline)."
+    f1 = choice["fold_macro_f1"]
+    text = (f"Each label may take its score from the transformer, the TF-IDF baseline or their mean, chosen per fold "
+            f"on the other folds' rows. Cross-fitted macro-F1 at the configured thresholds: transformer "
+            f"{sum(f1['transformer']) / len(f1['transformer']):.4f}, per-label sources "
+            f"{sum(f1['per_label']) / len(f1['per_label']):.4f}. "
+            f"**{'Adopted' if choice['adopted'] else 'Not adopted'}**: {choice['reason']}.")
+    if choice["adopted"]:
+        text += ("\n\nThe model folder holds the baseline fitted on all rows (`baseline.skops`); `TitleClassifier`, "
+                 "`predict.py` and every backend apply it to these labels. `pipeline(...)` returns the transformer's "
+                 "scores only.")
     return text
 
 
@@ -114,6 +189,10 @@ pos_weight={d['pos_weight']}; head initialised by {results.get('head_init', 'ran
 
 {threshold_text(results)}
 
+## Score sources
+
+{sources_text(results)}
+
 ## Final model
 
 {final_text(results)}
@@ -135,9 +214,14 @@ Every row's out-of-fold prediction is in `oof_predictions.csv` (`correct` = 0 ma
 
 
 def console_table(results: dict) -> str:
-    variants = [v for v in ("model", "model_tuned", "baseline") if v in results["summary"]]
-    short = {"model": "model@thr", "model_tuned": "model tuned", "baseline": "tfidf+LR"}
+    variants = [v for v in ("model", shipped_variant(results), "baseline") if v in results["summary"]]
+    variants = list(dict.fromkeys(variants))
+    short = {v: v.replace("model_", "model ").replace("_", "+") for v in variants}
+    short.update({"model": "model@thr", "baseline": "tfidf+LR"})
     lines = [f"{'metric':<18}" + "".join(f"{short[v]:>22}" for v in variants)]
     for m in METRICS:
         lines.append(f"{m:<18}" + "".join(f"{fmt(results['summary'][v][m]):>22}" for v in variants))
+    weak = ", ".join(f"{lab} {_vs_baseline(f1, base)}" for lab, f1, base in weakest_labels(results))
+    lines.append(f"\nshipped rule: {results.get('decision_rule', {}).get('chosen', 'tuned')} thresholds; "
+                 f"weakest labels: {weak}")
     return "\n".join(lines)

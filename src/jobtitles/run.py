@@ -19,7 +19,10 @@ from jobtitles import outputs
 from jobtitles.baseline import BASELINE_NAME, baseline_scores
 from jobtitles.config import ProjectArgs
 from jobtitles.data import LabeledData, load_labeled_csv
-from jobtitles.decisions import cross_fitted, decide, threshold_vector, tune_thresholds
+from jobtitles.decisions import choose_rule, decide, exclusive_index, threshold_vector
+from jobtitles.label_groups import group_index
+from jobtitles.report import fold_key
+from jobtitles.score_sources import choose_sources
 from jobtitles.errors import UserError, logger
 from jobtitles.features import build_dataset, model_columns, tokenize_dataset
 from jobtitles.folds import make_folds, missing_labels
@@ -45,7 +48,7 @@ def load_data(project: ProjectArgs) -> LabeledData:
         project.train_file, text_column=project.text_column, label_prefix=project.label_column_prefix,
         delimiter=project.delimiter, encoding=project.encoding, empty_label=project.empty_label,
         empty_titles=project.empty_titles, merge_label_variants=project.merge_label_variants,
-        n_splits=project.n_splits, max_rows=project.max_train_rows,
+        n_splits=project.n_splits, max_rows=project.max_train_rows, label_groups=project.label_groups_spec(),
     )
 
 
@@ -59,14 +62,15 @@ def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data:
     test_scores = fold.scores(ds.select(test))
     train_metrics = None
     if project.report_train_metrics:
-        train_pred = decide(fold.scores(ds.select(train)), project.decision_threshold, project.at_least_one)
+        train_pred = decide(fold.scores(ds.select(train)), project.decision_threshold, project.at_least_one,
+                            exclusive_index(data.labels, project.empty_label))
         train_metrics = multilabel_metrics(data.y[train], train_pred)
     return FoldOutput(test_scores, train_metrics, fold.train_seconds, fold.loss_history())
 
 
 def save_fold(fold_dir: Path, out: FoldOutput) -> None:
     save_npy(fold_dir / "test_scores.npy", out.test_scores)
-    # result.json last: its presence marks the fold as complete for --resume
+    # result.json last: its presence marks the fold as complete, so a rerun of the same command skips it
     write_json(fold_dir / "result.json", {"train_metrics": out.train_metrics, "train_seconds": out.train_seconds,
                                            "loss_history": out.loss_history})
 
@@ -139,10 +143,10 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
         fold_dir = run_dir / "folds" / f"fold_{k}"
         done = load_fold(fold_dir)
         if done is not None:
-            logger.info(f"fold {k + 1}/{len(folds)}: complete in {fold_dir}, skipped (resume)")
+            logger.info(f"fold {k} ({k + 1} of {len(folds)}): complete in {fold_dir}, skipped (resume)")
             fold_outputs.append(done)
             continue
-        logger.info(f"fold {k + 1}/{len(folds)}: training on {len(train)} titles, testing on {len(test)}")
+        logger.info(f"fold {k} ({k + 1} of {len(folds)}): training on {len(train)} titles, testing on {len(test)}")
         out = train_fold(k, train, test, ds, tokenizer, data, project, training, run_dir)
         if state.is_main_process:
             save_fold(fold_dir, out)
@@ -199,6 +203,15 @@ def finished_run(run_dir: Path, training: TrainingArguments, state: PartialState
     return run_dir
 
 
+def variant_of(candidate: str) -> str:
+    """'tuned+groups' -> 'model_tuned_groups' (summary key); 'configured' -> 'model'."""
+    base, _, grouped = candidate.partition("+")
+    return "model" + ("" if base == "configured" else f"_{base}") + ("_groups" if grouped else "")
+
+
+
+
+
 def summarize(data: LabeledData, folds, fold_outputs: list[FoldOutput], project: ProjectArgs,
               training: TrainingArguments, cv_seconds: float) -> dict:
     """All figures of the run, computed once here; report.md, the card and the console only render them."""
@@ -207,41 +220,46 @@ def summarize(data: LabeledData, folds, fold_outputs: list[FoldOutput], project:
     for (_, test), out in zip(folds, fold_outputs):
         oof[test] = out.test_scores
     default = threshold_vector(labels, project.decision_threshold, project.label_threshold_map())
-    fixed_pred = decide(oof, default, project.at_least_one)
+    exclusive = exclusive_index(labels, project.empty_label)
 
-    per_fold = []
-    for k, ((train, test), out) in enumerate(zip(folds, fold_outputs)):
-        per_fold.append({"fold": k, "n_train": len(train), "n_test": len(test),
-                         "test": multilabel_metrics(y[test], fixed_pred[test]), "train": out.train_metrics,
-                         "train_seconds": out.train_seconds, "loss_history": out.loss_history})
-    variants = {"model": fixed_pred}
-    final_thresholds, notes = default, {}
-    if project.tune_thresholds:
-        tuned = cross_fitted(oof, y, folds, labels, default, project.tune_min_support)
-        tuned_pred = np.zeros_like(fixed_pred)
-        for k, ((_, test), t) in enumerate(zip(folds, tuned)):
-            tuned_pred[test] = decide(oof[test], t.thresholds, project.at_least_one)
-            per_fold[k]["test_tuned"] = multilabel_metrics(y[test], tuned_pred[test])
-            per_fold[k]["thresholds_tuned"] = dict(zip(labels, t.thresholds.tolist()))
-        variants["model_tuned"] = tuned_pred
-        final = tune_thresholds(oof, y, labels, default, project.tune_min_support)
-        final_thresholds, notes = final.thresholds, final.notes
-    base_scores = None
+    def decided(scores: np.ndarray, thresholds_per_fold: list[np.ndarray], grouped=None) -> np.ndarray:
+        pred = np.zeros(y.shape, dtype=np.int8)
+        for (_, test), thr in zip(folds, thresholds_per_fold):
+            pred[test] = decide(scores[test], thr, project.at_least_one, exclusive, grouped)
+        return pred
+
+    per_fold = [{"fold": k, "n_train": len(train), "n_test": len(test), "train": out.train_metrics,
+                 "train_seconds": out.train_seconds, "loss_history": out.loss_history}
+                for k, ((train, test), out) in enumerate(zip(folds, fold_outputs))]
+    base_scores, baseline_seconds, sources = None, None, None
     if project.baseline:
         t0 = time.perf_counter()
         base_scores = baseline_scores(data.titles, y, folds, seed=training.seed)
-        base_pred = decide(base_scores, 0.5, project.at_least_one)
-        for k, (_, test) in enumerate(folds):
-            per_fold[k]["baseline"] = multilabel_metrics(y[test], base_pred[test])
-        variants["baseline"] = base_pred
         baseline_seconds = time.perf_counter() - t0
-    summary = {"model": mean_std([f["test"] for f in per_fold])}
-    if project.tune_thresholds:
-        summary["model_tuned"] = mean_std([f["test_tuned"] for f in per_fold])
+        if project.score_sources == "auto":
+            sources = choose_sources(oof, base_scores, y, folds, labels, default, project.at_least_one, exclusive)
+            oof = sources.scores  # the transformer's own scores unless the per-label rule was adopted
+    groups = group_index(data.groups, labels)
+    rule = choose_rule(oof, y, folds, labels, default, project.tune_min_support, project.at_least_one, exclusive,
+                       groups, tune=project.tune_thresholds)
+    variants = {}
+    for candidate in rule.fold_micro_f1:
+        base, _, grouped = candidate.partition("+")
+        variants[variant_of(candidate)] = decided(oof, rule.fold_thresholds[base], groups if grouped else None)
+        if base != "configured" and not grouped:
+            for k, thr in enumerate(rule.fold_thresholds[base]):
+                per_fold[k][f"thresholds_{base}"] = dict(zip(labels, thr.tolist()))
+    final_thresholds, notes = rule.thresholds, rule.notes
+    if base_scores is not None:  # decoded with the shipped rule's structure, at 0.5: like for like
+        variants["baseline"] = decided(base_scores, [np.full(len(labels), 0.5)] * len(folds),
+                                       groups if rule.use_groups else None)
+    for name, pred in variants.items():
+        for k, (_, test) in enumerate(folds):
+            per_fold[k][fold_key(name)] = multilabel_metrics(y[test], pred[test])
+    summary = {name: mean_std([f[fold_key(name)] for f in per_fold]) for name in variants}
     if project.report_train_metrics:
         summary["model_train"] = mean_std([f["train"] for f in per_fold])
-    if project.baseline:
-        summary["baseline"] = mean_std([f["baseline"] for f in per_fold])
+    chosen = variant_of(rule.chosen)
     support = y.sum(axis=0).astype(int)
     return {
         "labels": labels,
@@ -251,7 +269,16 @@ def summarize(data: LabeledData, folds, fold_outputs: list[FoldOutput], project:
         "model_name_or_path": project.model_name_or_path,
         "decision": {"threshold": project.decision_threshold, "label_thresholds": project.label_threshold_map(),
                      "tune_thresholds": project.tune_thresholds, "tune_min_support": project.tune_min_support,
-                     "at_least_one": project.at_least_one, "pos_weight": project.pos_weight},
+                     "at_least_one": project.at_least_one, "pos_weight": project.pos_weight,
+                     "exclusive_label": labels[exclusive] if exclusive is not None else None},
+        "decision_rule": {"chosen": rule.chosen, "variant": chosen, "reason": rule.reason, "gain": rule.gain,
+                          "noise": rule.noise, "fold_micro_f1": rule.fold_micro_f1},
+        "label_groups": [g.to_json() for g in data.groups],
+        "label_groups_used": rule.use_groups,
+        "score_sources": None if sources is None else {
+            "adopted": sources.adopted, "reason": sources.reason,
+            "sources": dict(zip(labels, sources.sources)),
+            "fold_macro_f1": sources.fold_macro_f1, "fold_micro_f1": sources.fold_micro_f1},
         "head_init": project.head_init,
         "thresholds": dict(zip(labels, np.asarray(final_thresholds).tolist())),
         "threshold_notes": notes,
@@ -261,7 +288,7 @@ def summarize(data: LabeledData, folds, fold_outputs: list[FoldOutput], project:
         "folds": per_fold,
         "baseline_name": BASELINE_NAME if project.baseline else None,
         "timing": {"cv_seconds": cv_seconds, "fold_train_seconds": [o.train_seconds for o in fold_outputs],
-                   "baseline_seconds": baseline_seconds if project.baseline else None},
+                   "baseline_seconds": baseline_seconds},
         "_oof_scores": oof, "_baseline_scores": base_scores,
-        "_pred": variants["model_tuned" if project.tune_thresholds else "model"],
+        "_pred": variants[chosen],
     }

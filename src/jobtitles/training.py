@@ -27,7 +27,7 @@ from jobtitles.embedded import resolve_model_path
 from jobtitles.errors import UserError, logger
 from jobtitles.head_init import linear_probe_init
 from jobtitles.losses import pos_weight, weighted_bce_loss
-from jobtitles.metrics import make_compute_metrics, sigmoid
+from jobtitles.metrics import sigmoid
 
 PROBLEM_TYPE = "multi_label_classification"
 
@@ -91,8 +91,8 @@ def fresh_model(model_name_or_path: str, labels: list[str], seed: int, head_init
 def cpu_threads(requested: int, local_processes: int) -> int:
     """Torch threads per process for CPU training: `requested`, or (0) this process's cores / local processes.
 
-    `accelerate launch` without `--use_cpu` exports OMP_NUM_THREADS=1 when the variable is unset, which made
-    training on a 2-core machine 1.7x slower (95 s vs 56 s a fold on the sample data)."""
+    `accelerate launch` without `--use_cpu` exports OMP_NUM_THREADS=1 when the variable is unset, which leaves
+    all but one core idle (figures in docs/benchmarks.md)."""
     if requested > 0:
         return requested
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -134,19 +134,16 @@ class FoldRun:
     """Train one model on `train_ds`; score any split afterwards."""
 
     def __init__(self, model, args: TrainingArguments, train_ds: Dataset, tokenizer: PreTrainedTokenizerBase,
-                 y_train: np.ndarray, pos_weight_mode: str, eval_ds: Dataset | None = None) -> None:
+                 y_train: np.ndarray, pos_weight_mode: str) -> None:
         weights = pos_weight(y_train, pos_weight_mode)
         self.trainer = _Trainer(
             model=model,
             args=args,
             train_dataset=train_ds,
-            eval_dataset=eval_ds,
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
-            compute_metrics=make_compute_metrics(),
             compute_loss_func=weighted_bce_loss(weights) if weights is not None else None,
         )
-        self.pos_weight = weights
         self.train_seconds = 0.0
 
     def train(self) -> None:

@@ -1,0 +1,156 @@
+"""Rare labels and the empty label: per-label score sources, the exclusive empty label in every backend, and
+shipped thresholds equal to the evaluated ones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import sample_rows, tiny_train_argv, write_csv
+from jobtitles.io_utils import read_json
+from jobtitles.score_sources import choose_sources, combine
+
+
+def test_a_label_only_the_baseline_learns_is_sent_to_the_baseline():
+    rng = np.random.default_rng(0)
+    n = 200
+    y = np.zeros((n, 3), dtype=int)
+    y[np.arange(n) % 3 == 0, 0] = 1
+    y[np.arange(n) % 3 != 0, 1] = 1
+    y[::25, 2] = 1  # a rare label: 8 rows
+    transformer = np.where(y == 1, 0.9, 0.1) + rng.normal(0, 0.02, y.shape)
+    transformer[:, 2] = 0.05  # never learned by the transformer
+    baseline = np.where(y == 1, 0.7, 0.2) + rng.normal(0, 0.02, y.shape)
+    baseline[:, :2] = 0.4  # the baseline is useless on the frequent labels
+    folds = [(np.setdiff1d(np.arange(n), np.arange(k, n, 4)), np.arange(k, n, 4)) for k in range(4)]
+    choice = choose_sources(transformer, baseline, y, folds, ["a", "b", "rare"], np.full(3, 0.5), True, None)
+    assert choice.adopted and choice.sources == ["transformer", "transformer", "baseline"]
+    assert np.mean(choice.fold_macro_f1["per_label"]) > np.mean(choice.fold_macro_f1["transformer"])
+    assert np.allclose(choice.scores[:, 2], baseline[:, 2]) and np.allclose(choice.scores[:, :2], transformer[:, :2])
+
+
+def test_a_baseline_that_does_not_help_is_not_adopted():
+    rng = np.random.default_rng(1)
+    y = (rng.random((120, 2)) < 0.4).astype(int)
+    transformer = np.where(y == 1, 0.9, 0.1)
+    baseline = rng.random(y.shape)  # noise
+    folds = [(np.setdiff1d(np.arange(120), np.arange(k, 120, 3)), np.arange(k, 120, 3)) for k in range(3)]
+    choice = choose_sources(transformer, baseline, y, folds, ["a", "b"], np.full(2, 0.5), True, None)
+    assert not choice.adopted and choice.sources == ["transformer", "transformer"]
+    assert np.array_equal(choice.scores, transformer)
+
+
+@pytest.fixture(scope="module")
+def rare_run(tiny_model_dir, tmp_path_factory) -> Path:
+    """A run on data with a 4-row label and 10 rows without a label (the classic data's proportions)."""
+    from jobtitles.cli import train_main
+
+    rows = [r for r in sample_rows() if "Owner" not in r[1] and r[1]]
+    rows += [("Owner", ["Owner"]), ("Business Owner", ["Owner"]), ("Owner and Founder", ["Owner"]),
+             ("CEO & Owner", ["Chief Officer", "Owner"])]
+    rows += [(t, []) for t in ("Board Member", "Volunteer", "Student", "Retired", "Trustee", "Advisor", "Intern",
+                               "Freelancer", "Consultant", "Self-employed")]
+    folder = tmp_path_factory.mktemp("rare")
+    csv = write_csv(folder / "rare.csv", rows)
+    out = folder / "run"
+    assert train_main(tiny_train_argv(csv, tiny_model_dir, out, "--n_splits", "2")) == 0
+    return out
+
+
+def test_shipped_thresholds_are_the_evaluated_rule(rare_run):
+    from jobtitles.decisions import choose_rule, exclusive_index
+
+    res = read_json(rare_run / "cv_results.json")
+    cfg = read_json(rare_run / "model" / "config.json")
+    labels = res["labels"]
+    assert cfg["decision_thresholds"] == res["thresholds"]
+    assert cfg["decision_exclusive_label"] == "Not Required"
+    with open(rare_run / "oof_predictions.csv", encoding="utf-8") as fh:
+        import csv
+
+        oof_rows = list(csv.DictReader(fh, delimiter=";"))
+    scores = np.array([[float(r[f"score:{lab}"]) for lab in labels] for r in oof_rows])
+    folds = read_json(rare_run / "folds.json")
+    row_index = {int(r["row"]): i for i, r in enumerate(oof_rows)}
+    fold_idx = [(np.array(sorted(row_index[r] for r in f["train_rows"])), np.array(sorted(row_index[r] for r in f["test_rows"])))
+                for f in folds]
+    y = np.array([[1 if lab in r["gold"].split(" | ") else 0 for lab in labels] for r in oof_rows])
+    rule = choose_rule(scores, y, fold_idx, labels, np.full(len(labels), 0.5), 3, True,
+                       exclusive_index(labels, "Not Required"))
+    assert rule.chosen == res["decision_rule"]["chosen"]
+    assert np.allclose(rule.thresholds, [res["thresholds"][lab] for lab in labels], atol=1e-6)
+    # Owner (4 rows, 2 per fold's tuning rows < tune_min_support=3) was never tuned inside a fold: not shipped tuned
+    assert res["thresholds"]["Owner"] == 0.5
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
+def test_empty_label_is_exclusive_in_every_backend(rare_run, tmp_path, backend):
+    from jobtitles import TitleClassifier
+    from jobtitles.export import export_onnx
+
+    model = tmp_path / "model"
+    shutil.copytree(rare_run / "model", model)
+    cfg = read_json(model / "config.json")
+    cfg["decision_thresholds"] = {lab: 0.01 for lab in cfg["decision_thresholds"]}  # every label passes
+    (model / "config.json").write_text(json.dumps(cfg))
+    if backend != "torch":
+        export_onnx(model, int8=backend == "onnx-int8")
+    clf = TitleClassifier(model, backend=backend)
+    titles = ["CEO & Owner", "Board Member", "VP of Sales", "Owner", "Trustee", "Intern", "Director / Manager"]
+    scores = clf.predict_scores(titles)
+    pred = clf.predict(titles)
+    nr = clf.labels.index("Not Required")
+    assert any("Not Required" in p for p in pred) and any("Not Required" not in p for p in pred)
+    for row, labels in zip(scores, pred):
+        passing = [lab for j, lab in enumerate(clf.labels) if lab != "Not Required" and row[j] >= 0.01]
+        assert len(passing) >= 2  # without the rule, Not Required would stand beside these
+        if row[nr] >= max(row[clf.labels.index(lab)] for lab in passing):
+            assert labels == ["Not Required"]
+        else:
+            assert labels == passing
+
+
+def test_baseline_sourced_labels_are_applied_by_title_classifier(rare_run, tmp_path):
+    from jobtitles import TitleClassifier
+    from jobtitles.baseline import make_baseline
+    from jobtitles.data import load_labeled_csv
+    from jobtitles.score_sources import BASELINE_FILE, save_baseline
+
+    model = tmp_path / "model"
+    shutil.copytree(rare_run / "model", model)
+    (model / BASELINE_FILE).unlink(missing_ok=True)
+    data = load_labeled_csv(rare_run.parent / "rare.csv")
+    base = make_baseline(0).fit(np.asarray(data.titles, dtype=object), data.y.astype(int))
+    save_baseline(base, model)
+    cfg = read_json(model / "config.json")
+    cfg["decision_score_sources"] = {}  # transformer only
+    (model / "config.json").write_text(json.dumps(cfg))
+    plain = TitleClassifier(model).predict_scores(["Owner", "VP of Sales"])
+    cfg["decision_score_sources"] = {"Owner": "baseline", "Manager": "blend"}
+    (model / "config.json").write_text(json.dumps(cfg))
+    clf = TitleClassifier(model)
+    got = clf.predict_scores(["Owner", "VP of Sales"])
+    expected_base = base.predict_proba(np.asarray(["Owner", "VP of Sales"], dtype=object))
+    o, m = clf.labels.index("Owner"), clf.labels.index("Manager")
+    assert np.allclose(got[:, o], expected_base[:, o], atol=1e-6)
+    assert np.allclose(got[:, m], (plain[:, m] + expected_base[:, m]) / 2, atol=1e-6)
+    rest = [j for j in range(len(clf.labels)) if j not in (o, m)]
+    assert np.allclose(got[:, rest], plain[:, rest], atol=1e-6)
+    assert combine(plain, expected_base, ["transformer"] * len(clf.labels)).tolist() == plain.tolist()
+
+
+def test_gold_check_counts_rows_without_labels_as_the_empty_label(rare_run, tmp_path, capsys):
+    from jobtitles import TitleClassifier
+    from jobtitles.cli import predict_main
+
+    csv_path = tmp_path / "check.csv"
+    csv_path.write_text("Title;Column 1\nBoard Member;\nVP of Sales;Vice President\n")
+    clf = TitleClassifier(rare_run / "model")
+    pred = clf.predict(["Board Member", "VP of Sales"])
+    wrong = int(pred[0] != ["Not Required"]) + int(pred[1] != ["Vice President"])
+    assert predict_main(["--model", str(rare_run / "model"), "--input", str(csv_path)]) == 0
+    assert f"{wrong} of 2 predictions differ from the file's labels" in capsys.readouterr().err
