@@ -92,6 +92,11 @@ class ProjectArgs:
     )
     # --- run ---
     baseline: bool = field(default=True, metadata={"help": "Run the TF-IDF + logistic regression baseline."})
+    label_issues: bool = field(
+        default=True, metadata={"help": "After CV, list the rows whose labels are probably wrong in label_issues.csv "
+                                        "(cleanlab ranking with the label-issues extra; conflicting duplicates "
+                                        "always) and add a report section."}
+    )
     final_model: bool = field(default=True, metadata={"help": "Train and save the final model on all rows."})
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto", metadata={"help": "auto: bf16 on GPUs that support it, else fp32."}

@@ -33,6 +33,10 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    _atomic(Path(path), lambda tmp: tmp.write_bytes(data))
+
+
 def write_text(path: str | Path, text: str) -> None:
     _atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 

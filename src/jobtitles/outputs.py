@@ -36,18 +36,35 @@ def oof_rows(data: LabeledData, scores: np.ndarray, pred: np.ndarray):
                *[f"{s:.4f}" for s in scores[i]]]
 
 
-def write_cv_outputs(run_dir: Path, data: LabeledData, results: dict) -> None:
+def write_cv_outputs(run_dir: Path, data: LabeledData, results: dict, label_issues: bool = True) -> None:
     from jobtitles.plots import write_plots
 
     scores, pred = results.pop("_oof_scores"), results.pop("_pred")
     base_scores = results.pop("_baseline_scores")
     header = ["row", "title", "gold", "predicted", "correct", *[f"score:{lab}" for lab in data.labels]]
     write_text(run_dir / "oof_predictions.csv", _csv_text(header, oof_rows(data, scores, pred)))
+    if label_issues:
+        write_label_issues_file(run_dir, data, scores, pred, results)
     results["plots"] = write_plots(run_dir, results)
     write_json(run_dir / "cv_results.json", results)
     write_text(run_dir / "report.md", render_report(results))
 
 
+def write_label_issues_file(run_dir: Path, data: LabeledData, scores: np.ndarray, pred: np.ndarray,
+                            results: dict) -> None:
+    """label_issues.csv; its counts, report section and console line go into results (rendered once here:
+    report.md is rendered again after the final model). Suggestions are the shipped decision rule's
+    cross-fitted out-of-fold decisions (the same sets as oof_predictions.csv)."""
+    from jobtitles.label_issues import console_line, find_label_issues, report_section, write_label_issues
+
+    issues = find_label_issues(data.titles, data.rows, data.y, data.labels, scores, pred)
+    path = write_label_issues(run_dir, issues)
+    results["label_issues"] = {**issues.summary(), "file": path.name, "console": console_line(issues, path),
+                               "report_section": report_section(issues)}
+
+
 def print_summary(results: dict, run_dir: Path) -> None:
     print(console_table(results))
+    if results.get("label_issues"):
+        print(results["label_issues"]["console"])
     print(f"\nrun folder: {run_dir}  (report.md, cv_results.json, oof_predictions.csv, model/)")

@@ -165,6 +165,11 @@ def final_text(results: dict) -> str:
             f"least {check['expected_min_micro_f1']:.4f}).")
 
 
+def _label_issues_text(results: dict) -> str:
+    section = (results.get("label_issues") or {}).get("report_section")
+    return f"\n{section}" if section else ""
+
+
 def render_report(results: dict) -> str:
     plots = results.get("plots", {})
     pics = "\n".join(f"![{name}]({path})" for name, path in plots.items())
@@ -210,6 +215,7 @@ pos_weight={d['pos_weight']}; head initialised by {results.get('head_init', 'ran
 {pics}
 
 Every row's out-of-fold prediction is in `oof_predictions.csv` (`correct` = 0 marks the mistakes).
+{_label_issues_text(results)}
 """
 
 

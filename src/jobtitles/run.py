@@ -157,7 +157,7 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
     results = None
     if state.is_main_process:
         results = summarize(data, folds, fold_outputs, project, training, cv_seconds)
-        outputs.write_cv_outputs(run_dir, data, results)
+        outputs.write_cv_outputs(run_dir, data, results, label_issues=project.label_issues)
     state.wait_for_everyone()
     if project.final_model:
         from jobtitles.final import train_final

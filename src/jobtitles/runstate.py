@@ -26,7 +26,7 @@ RUN_FILES = {RUN_INFO, LOCK_NAME, "cv_results.json", "oof_predictions.csv", "fol
 # Settings that do not change results: a rerun may differ in these and still resume.
 VOLATILE = {"overwrite", "output_dir", "logging_dir", "disable_tqdm", "logging_steps", "logging_strategy",
             "report_to", "push_to_hub", "hub_model_id", "hub_token", "hub_private_repo", "local_rank",
-            "dataloader_num_workers", "log_level", "run_name"}
+            "dataloader_num_workers", "log_level", "run_name", "label_issues"}
 PACKAGES = ("jobtitles", "torch", "transformers", "datasets", "accelerate", "scikit-learn",
             "iterative-stratification", "huggingface_hub", "tokenizers", "numpy")
 
