@@ -101,8 +101,9 @@ def load_checked_tokenizer(model_dir: Path, cfg: dict):
 
 class TitleClassifier:
     def __init__(self, model: str | Path, backend: str = "torch", batch_size: int = 64, device: str | None = None,
-                 threshold: float | None = None, max_length: int | None = None) -> None:
+                 threshold: float | None = None, max_length: int | None = None, threads: int | None = None) -> None:
         self.model_dir = Path(model)
+        self.threads = threads  # None: the libraries' default (every core); Spark passes its task's cores
         cfg = read_model_config(self.model_dir)
         self.labels = [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))]
         self.thresholds = thresholds_from_config(cfg, self.labels, self.model_dir, threshold)
@@ -128,6 +129,8 @@ class TitleClassifier:
         import torch
         from transformers import AutoModelForSequenceClassification
 
+        if self.threads:
+            torch.set_num_threads(self.threads)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
         try:
@@ -155,7 +158,10 @@ class TitleClassifier:
             raise UserError(f"{path} not found; export it first: python -m jobtitles.export --model {self.model_dir}{flag}")
         import onnxruntime as ort
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        opts = ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads, opts.inter_op_num_threads = self.threads, 1
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         names = {i.name for i in session.get_inputs()}
 
         def forward(batch: dict) -> np.ndarray:

@@ -1,0 +1,238 @@
+"""Label a CSV, Parquet data set or table on Spark, without writing Spark code.
+
+    python -m jobtitles.spark_predict --model outputs/base/model --input titles.csv --output labeled.parquet \
+        --master "local[*]" --backend onnx-int8
+
+Everything that can be wrong with the command (model folder, backend files, title column, output path) is
+checked on the driver before any task runs. Parquet output keeps every input column and adds `prediction`
+(struct<labels: array<string>, scores: map<string,float>>); CSV output adds `predicted` (labels joined by " | ")
+and one `score:<label>` column per label, as predict.py does. The output is written to a temporary sibling path
+and renamed into place at the end, so a failed job leaves no half output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+from jobtitles.errors import UserError, cli_entry
+from jobtitles.spark import BACKENDS, ROWS_PER_CALL, title_labeler
+
+SEP = " | "
+TABLE_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*){0,2}$")
+
+
+class ArgParser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"spark_predict: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgParser(prog="python -m jobtitles.spark_predict", description=__doc__,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="Model folder written by train.py (outputs/<run>/model).")
+    p.add_argument("--input", required=True,
+                   help="A .csv file or folder (semicolon, header), a .parquet file or folder, or a table name.")
+    p.add_argument("--output", required=True, help="A .parquet or .csv path (Spark writes a folder).")
+    p.add_argument("--master", default=None, help="Spark master, e.g. local[*]; default: spark-submit's or local[*].")
+    p.add_argument("--title_column", default="Title")
+    p.add_argument("--backend", default="torch", choices=BACKENDS)
+    p.add_argument("--batch_size", type=int, default=64, help="Titles per forward pass (as predict.py).")
+    p.add_argument("--rows_per_call", type=int, default=ROWS_PER_CALL,
+                   help="Titles length-sorted together per model call, at most one Arrow batch.")
+    p.add_argument("--partitions", type=int, default=0, help="Repartition the input to N partitions (0: keep).")
+    p.add_argument("--ship_model", action="store_true",
+                   help="Copy the model folder to every executor (SparkContext.addFile) instead of reading it "
+                        "from a shared path.")
+    p.add_argument("--overwrite", action="store_true", help="Replace an existing output.")
+    p.add_argument("--delimiter", default=";")
+    return p
+
+
+@dataclass
+class Summary:
+    rows: int
+    blank_titles: int
+    labels_per_row: float
+    seconds: float
+
+    def line(self, output: str) -> str:
+        return (f"labeled {self.rows:,} rows ({self.blank_titles:,} null/empty titles -> null labels), "
+                f"{self.labels_per_row:.3f} labels per row, {self.seconds:.1f} s -> {output}")
+
+
+# --- paths, through Hadoop's FileSystem so that local, hdfs://, s3a:// and dbfs:/ behave the same -------------
+def _hadoop_path(spark, path: str):
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return fs, fs.makeQualified(hpath)
+
+
+def _exists(spark, path: str) -> bool:
+    fs, hpath = _hadoop_path(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def output_format(path: str) -> str:
+    ext = path.rstrip("/").rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    if ext not in ("parquet", "csv"):
+        raise UserError(f"--output {path}: expected a name ending in .parquet or .csv, found {'.' + ext if ext else 'none'}")
+    return ext
+
+
+def check_output(spark, input_path: str, output: str, overwrite: bool) -> None:
+    _, out_q = _hadoop_path(spark, output)
+    if _exists(spark, input_path):
+        _, in_q = _hadoop_path(spark, input_path)
+        if out_q.toString() == in_q.toString():
+            raise UserError(f"--output {output} is the input; write the labels to another path")
+    if _exists(spark, output) and not overwrite:
+        raise UserError(f"--output {output} exists; choose another path or pass --overwrite to replace it")
+
+
+def read_input(spark, source: str, delimiter: str):
+    """DataFrame of a .csv / .parquet path (file or folder) or a table; every CSV column read as a string."""
+    if not _exists(spark, source):
+        if TABLE_NAME.match(source) and spark.catalog.tableExists(source):
+            return spark.table(source)
+        raise UserError(f"--input {source}: no such file, folder or table; check the path")
+    name = source.rstrip("/").lower()
+    if name.endswith(".parquet") or (not name.endswith(".csv") and _holds(spark, source, ".parquet")):
+        return spark.read.parquet(source)
+    if name.endswith(".csv") or _holds(spark, source, ".csv"):
+        # escape='"' reads doubled quotes as Python's csv module writes them; multiLine stays off so that a
+        # large file splits into many tasks (titles hold no line breaks)
+        df = spark.read.csv(source, sep=delimiter, header=True, encoding="UTF-8", escape='"')
+        # header cells may carry spaces (data.py strips them too); Spark's UTF-8 reader already drops a BOM
+        return df.toDF(*[c.replace("\ufeff", "").strip() for c in df.columns])
+    raise UserError(f"--input {source}: expected a .csv or .parquet file or folder, or a table name")
+
+
+def _holds(spark, folder: str, ext: str) -> bool:
+    fs, hpath = _hadoop_path(spark, folder)
+    if not fs.getFileStatus(hpath).isDirectory():
+        return False
+    return any(st.getPath().getName().lower().endswith(ext) for st in fs.listStatus(hpath))
+
+
+def check_title_column(df, column: str, source: str) -> None:
+    if column not in df.columns:
+        raise UserError(f"--input {source}: no column {column!r}; found columns {df.columns}; "
+                        f"pass --title_column <one of them>")
+    dtype = dict(df.dtypes)[column]
+    if dtype != "string":
+        raise UserError(f"--input {source}: column {column!r} holds {dtype}, expected strings (job titles)")
+
+
+def flatten_for_csv(df, labels: list[str]):
+    from pyspark.sql import functions as F
+
+    cols = [c for c in df.columns if c != "prediction"]
+    return df.select(*[F.col(f"`{c}`") for c in cols],
+                     F.array_join(F.col("prediction.labels"), SEP).alias("predicted"),
+                     *[F.round(F.col("prediction.scores")[lab], 4).alias(f"score:{lab}") for lab in labels])
+
+
+def get_spark(master: str | None):
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:  # embedded use (tests, notebooks): reuse it and leave it running
+        return active, False
+    builder = SparkSession.builder.appName("jobtitles.spark_predict")
+    if master:
+        builder = builder.master(master)
+    elif "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit, which sets the master itself
+        builder = builder.master("local[*]")
+    builder = builder.config("spark.ui.showConsoleProgress", "true")
+    if os.environ.get("HF_HUB_OFFLINE"):
+        builder = builder.config("spark.executorEnv.HF_HUB_OFFLINE", os.environ["HF_HUB_OFFLINE"])
+    return builder.getOrCreate(), True
+
+
+def run(args: argparse.Namespace, spark) -> Summary:
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    fmt = output_format(args.output)
+    if args.batch_size < 1 or args.rows_per_call < 1:
+        raise UserError("--batch_size and --rows_per_call: expected positive integers")
+    labeler = title_labeler(args.model, args.backend, args.batch_size, args.rows_per_call, ship=args.ship_model,
+                            spark=spark)
+    check_output(spark, args.input, args.output, args.overwrite)
+    df = read_input(spark, args.input, args.delimiter)  # Spark reads the schema only (CSV header, Parquet footer)
+    check_title_column(df, args.title_column, args.input)
+    if args.partitions > 0:
+        df = df.repartition(args.partitions)
+    elif df.rdd.getNumPartitions() < spark.sparkContext.defaultParallelism:
+        # a CSV smaller than a few blocks comes in as one partition: spread it so that every core labels
+        df = df.repartition(spark.sparkContext.defaultParallelism)
+    # An input column with one of our names would be silently replaced: refuse it instead.
+    for new in ["prediction"] + (["predicted"] + [f"score:{lab}" for lab in labeler.labels] if fmt == "csv" else []):
+        if new in df.columns:
+            raise UserError(f"--input {args.input}: already has a column {new!r}; rename or drop it first")
+    out = df.withColumn("prediction", labeler(F.col(f"`{args.title_column}`")))
+    # Observation: the summary is gathered while the output is written, without a second pass over the model.
+    obs = Observation("jobtitles")
+    out = out.observe(obs, F.count(F.lit(1)).alias("rows"),
+                      F.sum(F.col("prediction").isNull().cast("long")).alias("blank"),
+                      F.sum(F.size(F.col("prediction.labels"))).alias("labels"))
+    if fmt == "csv":
+        out = flatten_for_csv(out, labeler.labels)
+    tmp = _tmp_sibling(args.output)
+    t0 = time.perf_counter()
+    try:
+        writer = out.write.mode("error")
+        if fmt == "csv":
+            writer.csv(tmp, sep=args.delimiter, header=True, encoding="UTF-8", escape='"')
+        else:
+            writer.parquet(tmp)
+    except BaseException:
+        fs, hpath = _hadoop_path(spark, tmp)
+        fs.delete(hpath, True)  # a failed job leaves no half output
+        raise
+    _move_into_place(spark, tmp, args.output)
+    seconds = time.perf_counter() - t0
+    m = obs.get
+    rows, blank = int(m["rows"]), int(m["blank"] or 0)
+    return Summary(rows, blank, (m["labels"] or 0) / max(rows - blank, 1), seconds)
+
+
+def _tmp_sibling(output: str) -> str:
+    head, _, name = output.rstrip("/").rpartition("/")
+    return f"{head + '/' if head else ''}.{name}.tmp-{uuid.uuid4().hex[:8]}"
+
+
+def _move_into_place(spark, tmp: str, output: str) -> None:
+    fs, dst = _hadoop_path(spark, output)
+    _, src = _hadoop_path(spark, tmp)
+    if fs.exists(dst):  # --overwrite was checked before the job; the old output goes only once the new is complete
+        fs.delete(dst, True)
+    if not fs.rename(src, dst):
+        raise UserError(f"could not rename {tmp} to {output}; the labeled data is kept in {tmp}")
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from jobtitles.cli import quiet_libraries
+
+    quiet_libraries()
+    spark, owned = get_spark(args.master)
+    try:
+        summary = run(args, spark)
+    finally:
+        if owned:
+            spark.stop()
+    print(summary.line(args.output), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
