@@ -69,7 +69,9 @@ def build_model(model_name_or_path: str, labels: list[str], seed: int):
             label2id={lab: i for i, lab in enumerate(labels)}, problem_type=PROBLEM_TYPE,
         )
         # a checkpoint that already has a classification head of another size gets a fresh one (as run_classification.py)
-        return AutoModelForSequenceClassification.from_pretrained(path, config=config, ignore_mismatched_sizes=True)
+        # fp32 master weights whatever the checkpoint's dtype (mixed precision is the Trainer's job)
+        return AutoModelForSequenceClassification.from_pretrained(path, config=config, ignore_mismatched_sizes=True,
+                                                                  dtype=torch.float32)
     except (OSError, ValueError) as err:
         raise _load_error(model_name_or_path, "a model", err) from err
 
