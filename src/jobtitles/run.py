@@ -272,7 +272,8 @@ def summarize(data: LabeledData, folds, fold_outputs: list[FoldOutput], project:
                      "at_least_one": project.at_least_one, "pos_weight": project.pos_weight,
                      "exclusive_label": labels[exclusive] if exclusive is not None else None},
         "decision_rule": {"chosen": rule.chosen, "variant": chosen, "reason": rule.reason, "gain": rule.gain,
-                          "noise": rule.noise, "fold_micro_f1": rule.fold_micro_f1},
+                          "noise": rule.noise, "fold_micro_f1": rule.fold_micro_f1,
+                          "fold_subset_accuracy": rule.fold_subset_accuracy},
         "label_groups": [g.to_json() for g in data.groups],
         "label_groups_used": rule.use_groups,
         "score_sources": None if sources is None else {
