@@ -1,0 +1,170 @@
+"""The FastAPI app: `create_app(model_dir, ...)`; the model is loaded in the lifespan handler.
+
+Routes: GET / (the page) and /static/*, GET /health, GET /info, POST /predict, POST /predict_csv, and POST /
+in the Hugging Face text-classification inference API format, so huggingface_hub.InferenceClient(base_url=...)
+works unchanged (it posts {"inputs": ..., "parameters": {...}} to the base URL itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import APIRouter, Depends, FastAPI, File, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from jobtitles.serve.backend import BackendChoice, choose_backend
+from jobtitles.serve.batching import MicroBatcher
+from jobtitles.serve.guards import JSONRoute, ProtectedRoute, UploadRoute, api_key_dependency
+from jobtitles.serve.hf_compat import hf_scores
+from jobtitles.serve.http_errors import ApiError, install_handlers
+from jobtitles.serve.limits import BodyLimitMiddleware
+from jobtitles.serve.model_info import CardFacts, read_card
+from jobtitles.serve.predictor import Prediction, Predictor
+from jobtitles.serve.schemas import (
+    CVMetric, ErrorResponse, HealthResponse, HFRequest, InfoResponse, LabelScore, PredictRequest, PredictResponse,
+    TitleResult,
+)
+from jobtitles.serve.settings import ServeSettings
+from jobtitles.serve.uploads import read_upload
+
+logger = logging.getLogger("jobtitles.serve")
+STATIC = Path(__file__).with_name("static")
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 415, 422)}
+
+
+@dataclass
+class Loaded:
+    predictor: Predictor
+    batcher: MicroBatcher
+    backend: BackendChoice
+    card: CardFacts
+
+
+def _load(settings: ServeSettings) -> Loaded:
+    from jobtitles.inference import TitleClassifier
+
+    choice = (BackendChoice(settings.backend, settings.backend_reason) if settings.backend and settings.backend_reason
+              else choose_backend(settings.model_dir, settings.backend))
+    logger.info("backend %s (%s)", choice.backend, choice.reason)
+    clf = TitleClassifier(settings.model_dir, backend=choice.backend, batch_size=settings.batch_size)
+    predictor = Predictor(clf)
+    predictor.predict(["warm-up"])  # first call allocates; do it before the first request
+    batcher = MicroBatcher(predictor, settings.batch_wait_ms, settings.max_batch_titles, settings.batching)
+    return Loaded(predictor, batcher, choice, read_card(settings.model_dir))
+
+
+def _checked_titles(titles: str | list[str], settings: ServeSettings, field: str) -> list[str]:
+    titles = [titles] if isinstance(titles, str) else titles
+    if not titles:
+        raise ApiError(422, "empty_list", f"{field}: the list is empty; expected at least one title", field)
+    if len(titles) > settings.max_titles:
+        raise ApiError(413, "too_many_titles", f"{field}: {len(titles):,} titles; at most {settings.max_titles:,} "
+                       f"per request (--max_titles): split the list", field)
+    for i, title in enumerate(titles):
+        if not title.strip():
+            raise ApiError(422, "empty_title", f"{field}[{i}]: empty title; expected text such as 'VP of Sales'",
+                           f"{field}[{i}]")
+    return titles
+
+
+def _response(preds: list[Prediction], loaded: Loaded, rows: list[int] | None = None,
+              gold: list[list[str]] | None = None) -> PredictResponse:
+    results = [TitleResult(title=p.title, labels=p.labels, scores=p.scores, truncated=p.truncated,
+                           row=rows[i] if rows else None, gold=gold[i] if gold else None)
+               for i, p in enumerate(preds)]
+    return PredictResponse(predictions=results, labels=loaded.predictor.labels,
+                           max_length=int(loaded.predictor.clf.max_length),
+                           n_truncated=sum(p.truncated for p in preds))
+
+
+def _info(settings: ServeSettings, loaded: Loaded) -> InfoResponse:
+    clf, card = loaded.predictor.clf, loaded.card
+    return InfoResponse(
+        model_dir=str(settings.model_dir), model_name=card.model_name, base_model=card.base_model,
+        labels=list(clf.labels), thresholds={lab: float(t) for lab, t in zip(clf.labels, clf.thresholds)},
+        at_least_one=bool(getattr(clf, "at_least_one", True)), max_length=int(clf.max_length),
+        backend=loaded.backend.backend, backend_reason=loaded.backend.reason,
+        cv_metrics=[CVMetric(name=n, value=v) for n, v in card.cv_metrics],
+        cv_micro_f1=card.metric("CV micro-F1"), cv_subset_accuracy=card.metric("CV subset accuracy"),
+        max_titles=settings.max_titles, max_body_mb=settings.max_body_mb,
+        batching={"enabled": settings.batching, "wait_ms": settings.batch_wait_ms,
+                  "max_batch_titles": settings.max_batch_titles},
+        api_key_required=bool(settings.api_key))
+
+
+def create_app(model_dir: str | Path, backend: str | None = None, **options) -> FastAPI:
+    """The app for one model folder; `options` are ServeSettings fields (max_titles, api_key, batch_wait_ms...)."""
+    settings = replace(ServeSettings(model_dir=Path(model_dir)), backend=backend, **options)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.loaded = _load(settings)
+        logger.info("ready: %s", settings.model_dir)
+        yield
+        app.state.loaded.batcher.close()  # uvicorn has already let the requests in flight finish
+        app.state.loaded = None
+
+    app = FastAPI(title="jobtitles", version="1", lifespan=lifespan,
+                  description="Multi-label job-title classification (labels and a sigmoid score per label).")
+    app.state.settings = settings
+    app.state.loaded = None
+    install_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+
+    def loaded() -> Loaded:
+        if app.state.loaded is None:
+            raise ApiError(503, "loading", "the model is still loading; retry in a moment")
+        return app.state.loaded
+
+    protected = [Depends(api_key_dependency)]
+    api = APIRouter(route_class=JSONRoute, dependencies=protected, responses=ERRORS)
+    reads = APIRouter(route_class=ProtectedRoute, dependencies=protected, responses=ERRORS)
+    uploads = APIRouter(route_class=UploadRoute, dependencies=protected, responses=ERRORS)
+
+    @app.get("/health", response_model=HealthResponse, tags=["status"])
+    async def health() -> JSONResponse:
+        ready = app.state.loaded is not None
+        return JSONResponse({"status": "ok" if ready else "loading"}, status_code=200 if ready else 503)
+
+    @reads.get("/info", response_model=InfoResponse, tags=["status"])
+    async def info() -> InfoResponse:
+        return _info(settings, loaded())
+
+    @api.post("/predict", response_model=PredictResponse, response_model_exclude_none=True, tags=["predict"])
+    async def predict(body: PredictRequest) -> PredictResponse:
+        state = loaded()
+        titles = _checked_titles(body.titles, settings, "titles")
+        return _response(await state.batcher.predict(titles), state)
+
+    @uploads.post("/predict_csv", response_model=PredictResponse, response_model_exclude_none=True, tags=["predict"])
+    async def predict_csv(file: UploadFile = File(description="CSV in the project's schema (Title;Column 1;...) "
+                                                              "or .txt, one title per line")) -> PredictResponse:
+        state = loaded()
+        upload = await read_upload(file, settings.max_titles)
+        return _response(await state.batcher.predict(upload.titles), state, upload.rows, upload.gold)
+
+    @api.post("/", response_model=list[list[LabelScore]], tags=["Hugging Face inference API"])
+    async def hf_text_classification(body: HFRequest) -> list[list[LabelScore]]:
+        """The Hugging Face text-classification API: a label/score list per input, best first."""
+        state = loaded()
+        titles = _checked_titles(body.inputs, settings, "inputs")
+        params = body.parameters
+        preds = await state.batcher.predict(titles)
+        return [hf_scores(p.scores, params.top_k if params else None,
+                          params.function_to_apply if params else None) for p in preds]
+
+    app.include_router(reads)
+    app.include_router(api)
+    app.include_router(uploads)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

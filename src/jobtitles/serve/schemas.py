@@ -1,0 +1,86 @@
+"""Request and response bodies (pydantic): what /docs shows and what every route validates against."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    titles: StrictStr | list[StrictStr] = Field(
+        description="One title or a list of titles (at most --max_titles).",
+        examples=[["VP of Sales", "Senior Software Engineer"]])
+
+
+class TitleResult(BaseModel):
+    title: str
+    labels: list[str] = Field(description="The label set: saved per-label thresholds and the decision rules.")
+    scores: dict[str, float] = Field(description="Sigmoid score of every label.")
+    truncated: bool = Field(description="True when the title had more tokens than max_length and was cut.")
+    row: int | None = Field(None, description="CSV uploads: the line number in the file.")
+    gold: list[str] | None = Field(None, description="CSV uploads with label columns: the file's labels.")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[TitleResult]
+    labels: list[str]
+    max_length: int
+    n_truncated: int
+
+
+class HFParameters(BaseModel):
+    model_config = ConfigDict(extra="allow")  # other clients' parameters are accepted and ignored
+    top_k: int | None = Field(None, ge=1)
+    function_to_apply: Literal["sigmoid", "softmax", "none"] | None = None
+
+
+class HFRequest(BaseModel):
+    """The Hugging Face text-classification inference API body: {"inputs": "...", "parameters": {...}}."""
+    model_config = ConfigDict(extra="allow")
+    inputs: StrictStr | list[StrictStr]
+    parameters: HFParameters | None = None
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+class CVMetric(BaseModel):
+    name: str
+    value: float
+
+
+class InfoResponse(BaseModel):
+    model_dir: str
+    model_name: str | None
+    base_model: str | None
+    labels: list[str]
+    thresholds: dict[str, float]
+    at_least_one: bool
+    max_length: int
+    backend: str
+    backend_reason: str
+    cv_metrics: list[CVMetric]
+    cv_micro_f1: float | None
+    cv_subset_accuracy: float | None
+    max_titles: int
+    max_body_mb: float
+    batching: dict[str, float | int | bool]
+    api_key_required: bool
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "loading"]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

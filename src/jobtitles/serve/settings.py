@@ -1,0 +1,28 @@
+"""What a server is started with: one dataclass, filled by the CLI or by create_app's keyword arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+API_KEY_ENV = "JOBTITLES_API_KEY"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    model_dir: Path
+    backend: str | None = None        # None: the fastest available (onnx-int8, exported on first use)
+    backend_reason: str | None = None # why `backend` was chosen, when the caller chose it (serve.py does)
+    max_titles: int = 1000            # titles per request (JSON list or CSV rows)
+    max_body_mb: float = 2.0          # request body limit, checked on Content-Length and on the bytes received
+    api_key: str | None = None        # checked on every route except /health and the page's files
+    batch_wait_ms: float = 0.0        # after the first queued request, wait this long for more to share its batch
+                                      # (0: only those that queued while the model was busy; measured best)
+    max_batch_titles: int = 64        # titles per model call when coalescing requests
+    batching: bool = True             # False: every request is its own model call
+    batch_size: int = 64              # TitleClassifier's batch size inside one model call
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)

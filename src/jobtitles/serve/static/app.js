@@ -1,0 +1,180 @@
+// The page: titles or a CSV in, labels with score bars out, results as CSV. No libraries, nothing fetched
+// from outside this server.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const KEY = "jobtitles.apiKey";
+let info = null;
+let last = null; // the last PredictResponse
+
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  const key = localStorage.getItem(KEY);
+  if (key) h["X-API-Key"] = key;
+  return h;
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function call(path, options) {
+  let resp;
+  try {
+    resp = await fetch(path, options);
+  } catch (err) {
+    throw new Error("the server did not answer (" + err.message + ")");
+  }
+  const body = await resp.json().catch(() => null);
+  if (resp.status === 401) $("key-box").hidden = false;
+  if (!resp.ok) {
+    const msg = body && body.error ? body.error.message : resp.status + " " + resp.statusText;
+    throw new Error(msg);
+  }
+  return body;
+}
+
+function pct(x) { return x == null ? "n/a" : (100 * x).toFixed(1) + "%"; }
+
+async function loadInfo() {
+  try {
+    info = await call("/info", { headers: headers() });
+  } catch (err) {
+    $("model-summary").textContent = "Model information unavailable: " + err.message;
+    return;
+  }
+  $("model-summary").textContent = info.labels.length + " labels · CV micro-F1 " + pct(info.cv_micro_f1) +
+    " · subset accuracy " + pct(info.cv_subset_accuracy) + " · " + info.backend;
+  const rows = [
+    ["Labels", info.labels.join(", ")],
+    ["Base model", info.base_model || "n/a"],
+    ["Backend", info.backend + " (" + info.backend_reason + ")"],
+    ["Max tokens", String(info.max_length) + " (longer titles are cut)"],
+  ];
+  for (const m of info.cv_metrics) rows.push([m.name, String(m.value)]);
+  rows.push(["Thresholds", Object.entries(info.thresholds).map(([k, v]) => k + " " + v.toFixed(2)).join(", ")]);
+  const dl = $("model-info");
+  dl.replaceChildren();
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = v;
+    dl.append(dt, dd);
+  }
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  return e;
+}
+
+function render(res) {
+  last = res;
+  const tbody = $("results").querySelector("tbody");
+  tbody.replaceChildren();
+  for (const p of res.predictions) {
+    const tr = el("tr", "result");
+    const title = el("td", "title", p.title);
+    const labels = el("td", "labels");
+    for (const lab of p.labels) labels.append(el("span", "chip", lab));
+    if (p.truncated) labels.append(el("span", "note", "cut to " + res.max_length + " tokens"));
+    const bars = el("td", "bars");
+    const order = res.labels.slice().sort((a, b) => p.scores[b] - p.scores[a]);
+    for (const lab of order) {
+      const s = p.scores[lab];
+      const bar = el("div", "bar" + (p.labels.includes(lab) ? " on" : ""));
+      bar.title = lab + ": " + s.toFixed(3);
+      const track = el("div", "track");
+      const fill = el("div", "fill");
+      fill.style.width = (100 * s).toFixed(1) + "%";
+      track.append(fill);
+      if (info && info.thresholds[lab] != null) {
+        const tick = el("div", "tick");
+        tick.style.left = (100 * info.thresholds[lab]).toFixed(1) + "%";
+        tick.title = "threshold " + info.thresholds[lab].toFixed(2);
+        track.append(tick);
+      }
+      bar.append(el("span", "name", lab), track, el("span", "value", s.toFixed(2)));
+      bars.append(bar);
+    }
+    tr.append(title, labels, bars);
+    tbody.append(tr);
+  }
+  $("results-box").hidden = false;
+  const cut = res.n_truncated ? " · " + res.n_truncated + " cut to " + res.max_length + " tokens" : "";
+  $("status").textContent = res.predictions.length + " title(s)" + cut;
+}
+
+async function run(path, options) {
+  showError("");
+  $("status").textContent = "Predicting…";
+  $("predict").disabled = true;
+  try {
+    render(await call(path, options));
+  } catch (err) {
+    $("status").textContent = "";
+    showError(err.message);
+  } finally {
+    $("predict").disabled = false;
+  }
+}
+
+function predictText() {
+  const titles = $("titles").value.split(/\r?\n/).map((t) => t.trim()).filter((t) => t);
+  if (!titles.length) { showError("Type at least one title (one per line)."); return; }
+  run("/predict", { method: "POST", headers: headers({ "Content-Type": "application/json" }),
+                    body: JSON.stringify({ titles }) });
+}
+
+function predictFile(file) {
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  run("/predict_csv", { method: "POST", headers: headers(), body: form });
+}
+
+function csvCell(v) {
+  const s = String(v);
+  return /[;"\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+}
+
+function download() {
+  if (!last) return;
+  const head = ["row", "title", "predicted", "truncated"].concat(last.labels.map((l) => "score:" + l));
+  const lines = [head.map(csvCell).join(";")];
+  last.predictions.forEach((p, i) => {
+    const cells = [p.row != null ? p.row : i + 1, p.title, p.labels.join(" | "), p.truncated]
+      .concat(last.labels.map((l) => p.scores[l].toFixed(6)));
+    lines.push(cells.map(csvCell).join(";"));
+  });
+  const blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv;charset=utf-8" });
+  const a = el("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = "predictions.csv";
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+$("predict").addEventListener("click", predictText);
+$("titles").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) predictText(); });
+$("csv-file").addEventListener("change", (e) => { predictFile(e.target.files[0]); e.target.value = ""; });
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  predictFile(e.dataTransfer.files[0]);
+});
+$("download").addEventListener("click", download);
+$("save-key").addEventListener("click", () => {
+  localStorage.setItem(KEY, $("api-key").value.trim());
+  $("key-box").hidden = true;
+  showError("");
+  loadInfo();
+});
+loadInfo();

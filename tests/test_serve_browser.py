@@ -1,0 +1,96 @@
+"""The page as a person uses it: the real server on a free loopback port with the tiny trained model, driven by
+Debian's headless Chromium through Selenium. Skipped when chromium or chromedriver is not installed."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from jobtitles.inference import TitleClassifier
+from jobtitles.serve import create_app
+from jobtitles.serve.runner import BackgroundServer
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+                                reason="needs Debian's chromium and chromium-driver (apt)")
+
+
+def headless_chromium(profile: str):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                "--disable-sync", "--disable-quic", "--window-size=420,900", f"--user-data-dir={profile}"):
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+@pytest.fixture(scope="module")
+def page(tiny_run_dir):
+    model_dir = tiny_run_dir / "model"
+    profile = tempfile.mkdtemp(prefix="jobtitles-chromium-")
+    with BackgroundServer(create_app(model_dir, backend="torch")) as server:
+        driver = headless_chromium(profile)
+        try:
+            yield driver, server.url, TitleClassifier(model_dir, backend="torch")
+        finally:
+            driver.quit()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+def read_results(driver) -> list[tuple[str, list[str]]]:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results tr.result"))
+    out = []
+    for row in driver.find_elements(By.CSS_SELECTOR, "#results tr.result"):
+        title = row.find_element(By.CSS_SELECTOR, "td.title").text
+        out.append((title, [chip.text for chip in row.find_elements(By.CSS_SELECTOR, "td.labels .chip")]))
+    return out
+
+
+def test_type_two_titles_and_read_the_labels(page):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, clf = page
+    driver.get(url + "/")
+    WebDriverWait(driver, 20).until(lambda d: "CV micro-F1" in d.find_element(By.ID, "model-summary").text)
+    box = driver.find_element(By.ID, "titles")
+    box.clear()
+    box.send_keys("VP of Sales\nSenior Software Engineer")
+    driver.find_element(By.ID, "predict").click()
+    results = read_results(driver)
+    titles = ["VP of Sales", "Senior Software Engineer"]
+    assert results == list(zip(titles, clf.predict(titles)))
+    bars = driver.find_elements(By.CSS_SELECTOR, "#results tr.result:first-child .bar")
+    assert len(bars) == len(clf.labels)  # a score bar per label
+    assert driver.find_element(By.ID, "error").get_attribute("hidden") is not None
+
+
+def test_upload_a_csv(page, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, clf = page
+    csv = tmp_path / "titles.csv"
+    csv.write_text("Title;Column 1\nCEO & Founder;Chief Officer\nHead of Engineering;Director\nAnalyst;\n",
+                   encoding="utf-8")
+    driver.get(url + "/")
+    driver.find_element(By.ID, "csv-file").send_keys(str(csv))
+    WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results tr.result")) == 3)
+    titles = ["CEO & Founder", "Head of Engineering", "Analyst"]
+    assert read_results(driver) == list(zip(titles, clf.predict(titles)))
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Name,Column 1\nCEO,Chief Officer\n", encoding="utf-8")
+    driver.find_element(By.ID, "csv-file").send_keys(str(bad))
+    error = WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "error").text)
+    assert error.startswith("bad.csv") and "comma-delimited" in error
