@@ -54,16 +54,16 @@ def test_tuning_finds_known_optimum_and_respects_min_support():
 
 
 def test_cross_fitted_thresholds_never_see_their_fold():
-    rng = np.random.default_rng(0)
-    y = (rng.random((40, 1)) < 0.5).astype(int)
-    scores = np.where(y == 1, 0.7, 0.2).astype(float)
+    # fold 0's own rows want 0.30 (positives at 0.30, negatives at 0.10); fold 1's rows are separated at 0.5
+    # already (positives 0.70, negatives 0.20) and keep it. Cross-fitted, fold 0 must get fold 1's choice and
+    # fold 1 fold 0's; tuning on a fold's own rows, or on all rows, gives other thresholds.
+    y = np.array([[1], [0]] * 20)
+    scores = np.where(y == 1, 0.30, 0.10).astype(float)
+    scores[20:] = np.where(y[20:] == 1, 0.70, 0.20)
     folds = [(np.arange(20, 40), np.arange(20)), (np.arange(20), np.arange(20, 40))]
-    # poison fold 0's scores: if its own rows were used, its threshold would move
-    poisoned = scores.copy()
-    poisoned[:20] = 0.99
-    a = cross_fitted(poisoned, y, folds, ["x"], np.array([0.5]), 1)
-    b = cross_fitted(scores, y, folds, ["x"], np.array([0.5]), 1)
-    assert a[0].thresholds.tolist() == b[0].thresholds.tolist()
+    tuned = cross_fitted(scores, y, folds, ["x"], np.array([0.5]), 1)
+    assert [t.thresholds.tolist() for t in tuned] == [[0.5], [0.3]]
+    assert tune_thresholds(scores, y, ["x"], np.array([0.5]), 1).thresholds.tolist() == [0.3]  # all rows
 
 
 def test_threshold_vector_rejects_unknown_labels():
@@ -77,3 +77,12 @@ def test_pos_weight_values():
     assert pos_weight(y, "none") is None
     assert pos_weight(y, "inverse_frequency").tolist() == pytest.approx([1 / 3, 3.0, 1.0])
     assert pos_weight(y, "sqrt_inverse_frequency").tolist() == pytest.approx([np.sqrt(1 / 3), np.sqrt(3), 1.0])
+
+
+def test_macro_f1_scores_only_labels_present_in_truth_or_prediction():
+    y_true = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
+    y_pred = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0]])
+    # label c is in neither: macro-F1 averages a (F1 0.8) and b (F1 1.0) only, not a 0 (or 1) for c
+    assert multilabel_metrics(y_true, y_pred)["macro_f1"] == pytest.approx((0.8 + 1.0) / 2)
+    y_pred2 = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0]])  # a false positive on c: c now counts, with F1 0
+    assert multilabel_metrics(y_true, y_pred2)["macro_f1"] == pytest.approx((1.0 + 1.0 + 0.0) / 3)

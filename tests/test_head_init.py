@@ -49,9 +49,13 @@ def test_probe_weights_are_the_model_head(tiny_csv, tiny_model_dir):
         logits = model(**enc).logits.numpy()
     np.testing.assert_allclose(logits, feats[:7] @ weight.T + bias, rtol=1e-4, atol=1e-4)
 
-    # and the probe learned the training labels better than chance: the labels are mostly right at 0
-    train_acc = ((feats @ weight.T + bias > 0) == (data.y > 0.5)).mean()
-    assert train_acc > 0.85
+    # and the probe learned the training labels: an all-zero prediction already gets most cells "right", so
+    # compare per-label F1 on the frequent labels (all-zero scores 0 there)
+    from jobtitles.metrics import per_label_metrics
+
+    per = per_label_metrics(data.y, feats @ weight.T + bias > 0, data.labels)
+    frequent = [lab for lab in data.labels if per[lab]["support"] >= 10]
+    assert len(frequent) == 5 and min(per[lab]["f1"] for lab in frequent) > 0.5, per
 
 
 def test_head_inputs_keep_row_order(tiny_csv, tiny_model_dir):

@@ -184,3 +184,22 @@ def test_stdin_complete_run_renames_into_place(model, tmp_path, capsys, monkeypa
     assert [l.count('"title"') for l in out.read_text().splitlines()] == [1, 1]
     assert not (tmp_path / "p.jsonl.partial").exists()
     assert "skipped 1 empty titles (rows 2)" in capsys.readouterr().err
+
+
+def test_predictions_csv_columns(model, tmp_path):
+    import csv
+
+    from jobtitles import TitleClassifier
+
+    src = tmp_path / "in.txt"
+    src.write_text("VP of Sales\nCEO\n")
+    out = tmp_path / "p.csv"
+    assert predict_main(["--model", model, "--input", str(src), "--output", str(out)]) == 0
+    clf = TitleClassifier(model)
+    with open(out, encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter=";"))
+    assert rows[0] == ["row", "title", "predicted", *[f"score:{lab}" for lab in clf.labels]]
+    scores = clf.predict_scores(["VP of Sales", "CEO"])
+    for r, title, s, labels in zip(rows[1:], ["VP of Sales", "CEO"], scores, clf.predict(["VP of Sales", "CEO"])):
+        assert r[:3] == [str(["VP of Sales", "CEO"].index(title) + 1), title, " | ".join(labels)]
+        assert [float(v) for v in r[3:]] == pytest.approx(s.tolist(), abs=1e-4)

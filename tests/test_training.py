@@ -62,3 +62,12 @@ def test_train_sets_cpu_threads_from_config(tiny_csv, tiny_model_dir, tmp_path, 
                            "--num_train_epochs", "1", "--baseline", "false")
     assert train_main(argv) == 0
     assert calls == [3]
+
+
+def test_small_data_gets_enough_steps_and_large_data_keeps_its_epochs():
+    from jobtitles.training import epochs_for_budget
+
+    assert epochs_for_budget(4, 800, 32, 200) == 8.0  # 25 steps an epoch: 100 steps at 4 epochs -> 8 epochs
+    assert epochs_for_budget(4, 1792, 32, 200) == 4  # 56 steps an epoch: 224 >= 200, unchanged
+    assert epochs_for_budget(4, 400, 32, 0) == 4  # turned off
+    assert epochs_for_budget(3, 100, 4, 200) == 8.0  # 25 steps an epoch at batch 4

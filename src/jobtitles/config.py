@@ -90,6 +90,11 @@ class ProjectArgs:
     pos_weight: Literal["none", "sqrt_inverse_frequency", "inverse_frequency"] = field(
         default="none", metadata={"help": "Positive-class weights of BCE, from each fold's training split."}
     )
+    # --- training budget ---
+    min_train_steps: int = field(
+        default=200, metadata={"help": "At least this many optimizer steps per model: small data sets get more "
+                                       "epochs than num_train_epochs (0: epochs as configured; max_steps wins)."}
+    )
     # --- run ---
     baseline: bool = field(default=True, metadata={"help": "Run the TF-IDF + logistic regression baseline."})
     label_issues: bool = field(
@@ -127,6 +132,8 @@ class ProjectArgs:
                             f"{self.delimiter!r}; e.g. ';' or ','")
         if self.max_train_rows is not None and self.max_train_rows < 1:
             raise UserError(f"max_train_rows must be a positive number of rows (or unset), found {self.max_train_rows}")
+        if self.min_train_steps < 0:
+            raise UserError(f"min_train_steps must be 0 or more, found {self.min_train_steps}")
         if self.tune_min_support < 0:
             raise UserError(f"tune_min_support must be 0 or more positives, found {self.tune_min_support}")
         if isinstance(self.empty_label, str) and self.empty_label.strip().lower() in ("", "none", "null"):

@@ -36,7 +36,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         logger.info(f"final model: complete in {model_dir}, skipped (resume)")
     else:
         logger.info(f"final model: training on all {len(data)} titles")
-        args = run_args(training, run_dir / "final_trainer", project.precision)
+        args = run_args(training, run_dir / "final_trainer", project.precision, len(data), project.min_train_steps)
         model = fresh_model(project.model_name_or_path, data.labels, training.seed + project.n_splits,
                             project.head_init, project.probe_c, ds, data.y, tokenizer)
         final = FoldRun(model, args, ds, tokenizer, data.y, project.pos_weight)

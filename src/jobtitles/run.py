@@ -54,7 +54,7 @@ def load_data(project: ProjectArgs) -> LabeledData:
 
 def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
                project: ProjectArgs, training: TrainingArguments, run_dir: Path) -> FoldOutput:
-    args = run_args(training, run_dir / "folds" / f"fold_{k}", project.precision)
+    args = run_args(training, run_dir / "folds" / f"fold_{k}", project.precision, len(train), project.min_train_steps)
     model = fresh_model(project.model_name_or_path, data.labels, training.seed + k, project.head_init,
                         project.probe_c, ds.select(train), data.y[train], tokenizer)
     fold = FoldRun(model, args, ds.select(train), tokenizer, data.y[train], project.pos_weight)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from pathlib import Path
@@ -111,9 +112,27 @@ def resolve_precision(precision: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
-def run_args(base: TrainingArguments, output_dir: Path, precision: str) -> TrainingArguments:
-    """The user's TrainingArguments for one run: its own folder, no Hub pushes (the final model is pushed once)."""
+def epochs_for_budget(epochs: float, n_train: int, batch_per_step: int, min_steps: int) -> float:
+    """At least `min_steps` optimizer steps: a few hundred titles at 4 epochs would get a few dozen steps, too
+    few to fine-tune an encoder; sets large enough for `min_steps` keep the configured epochs."""
+    steps_per_epoch = math.ceil(n_train / max(batch_per_step, 1))
+    if min_steps <= 0 or epochs * steps_per_epoch >= min_steps:
+        return epochs
+    return float(math.ceil(min_steps / steps_per_epoch))
+
+
+def run_args(base: TrainingArguments, output_dir: Path, precision: str, n_train: int | None = None,
+             min_steps: int = 0) -> TrainingArguments:
+    """The user's TrainingArguments for one run: its own folder, no Hub pushes (the final model is pushed once),
+    and (with `n_train`) enough epochs for `min_steps` optimizer steps unless max_steps is set."""
     flags = {} if (base.bf16 or base.fp16) else resolve_precision(precision)
+    if n_train is not None and base.max_steps <= 0:
+        per_step = base.per_device_train_batch_size * base.gradient_accumulation_steps * max(base.world_size, 1)
+        epochs = epochs_for_budget(base.num_train_epochs, n_train, per_step, min_steps)
+        if epochs != base.num_train_epochs:
+            logger.info(f"{n_train} training titles: {epochs:g} epochs instead of {base.num_train_epochs:g} to reach "
+                        f"min_train_steps={min_steps} optimizer steps")
+            flags["num_train_epochs"] = epochs
     if not torch.cuda.is_available():
         flags["dataloader_pin_memory"] = False  # pinning needs an accelerator; avoids a warning per dataloader
     # Our BCE is a per-batch mean, not a token sum: the Trainer's multiply-by-world-size rescaling for
