@@ -49,13 +49,15 @@ def test_probe_weights_are_the_model_head(tiny_csv, tiny_model_dir):
         logits = model(**enc).logits.numpy()
     np.testing.assert_allclose(logits, feats[:7] @ weight.T + bias, rtol=1e-4, atol=1e-4)
 
-    # and the probe learned the training labels: an all-zero prediction already gets most cells "right", so
-    # compare per-label F1 on the frequent labels (all-zero scores 0 there)
-    from jobtitles.metrics import per_label_metrics
+    # and the probe learned the training labels: an all-zero (or any constant) head ranks titles at chance, ROC-AUC
+    # 0.5, on every label; the probe must rank each frequent label's titles well above that (the random tiny
+    # encoder's features vary little, so the margin is modest)
+    from sklearn.metrics import roc_auc_score
 
-    per = per_label_metrics(data.y, feats @ weight.T + bias > 0, data.labels)
-    frequent = [lab for lab in data.labels if per[lab]["support"] >= 10]
-    assert len(frequent) == 5 and min(per[lab]["f1"] for lab in frequent) > 0.5, per
+    logits = feats @ weight.T + bias
+    frequent = [j for j in range(len(data.labels)) if data.y[:, j].sum() >= 10]
+    aucs = [roc_auc_score(data.y[:, j], logits[:, j]) for j in frequent]
+    assert len(frequent) == 5 and min(aucs) > 0.7, aucs
 
 
 def test_head_inputs_keep_row_order(tiny_csv, tiny_model_dir):

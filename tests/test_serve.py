@@ -158,8 +158,8 @@ print(json.dumps(out))
 
 def test_huggingface_inference_client(server, keyed_server, reference):
     # huggingface_hub refuses every request (loopback too) while HF_HUB_OFFLINE is set: the client runs in a
-    # process without it; the servers stay offline.
-    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    # process without it (huggingface_hub also reads TRANSFORMERS_OFFLINE); the servers stay offline.
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     proc = subprocess.run([sys.executable, "-c", HF_CLIENT, server.url, keyed_server.url, KEY], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -59,7 +59,8 @@ def write_label_issues_file(run_dir: Path, data: LabeledData, scores: np.ndarray
 
     issues = find_label_issues(data.titles, data.rows, data.y, data.labels, scores, pred)
     path = write_label_issues(run_dir, issues)
-    results["label_issues"] = {**issues.summary(), "file": path.name, "console": console_line(issues, path),
+    # the file's name, not its path: the same inputs give the same cv_results.json in any run folder
+    results["label_issues"] = {**issues.summary(), "file": path.name, "console": console_line(issues, Path(path.name)),
                                "report_section": report_section(issues)}
 
 
