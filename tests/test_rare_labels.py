@@ -154,3 +154,24 @@ def test_gold_check_counts_rows_without_labels_as_the_empty_label(rare_run, tmp_
     wrong = int(pred[0] != ["Not Required"]) + int(pred[1] != ["Vice President"])
     assert predict_main(["--model", str(rare_run / "model"), "--input", str(csv_path)]) == 0
     assert f"{wrong} of 2 predictions differ from the file's labels" in capsys.readouterr().err
+
+
+def test_a_baseline_that_only_fits_some_folds_is_not_adopted():
+    # rare label r: the transformer never learns it; the baseline is right on fold A's rows and wrong on fold
+    # B's (its positives low, 4 negatives high). On all rows the baseline "wins" r (F1 0.5 vs 0), but fold B,
+    # scored with the choice made on fold A, loses micro-F1 and subset accuracy: the rule must not be adopted.
+    n = 40
+    y = np.zeros((n, 3), dtype=int)
+    y[:, 0] = np.arange(n) % 2
+    y[:, 1] = 1 - y[:, 0]
+    y[[0, 2, 4, 6, 20, 22, 24, 26], 2] = 1
+    transformer = np.where(y == 1, 0.9, 0.1)
+    transformer[:, 2] = 0.05
+    baseline = np.full(y.shape, 0.4)
+    baseline[:20, 2] = np.where(y[:20, 2] == 1, 0.9, 0.1)
+    baseline[20:, 2] = 0.1
+    baseline[[21, 23, 25, 27], 2] = 0.9
+    folds = [(np.arange(20, 40), np.arange(20)), (np.arange(20), np.arange(20, 40))]
+    choice = choose_sources(transformer, baseline, y, folds, ["a", "b", "r"], np.full(3, 0.5), True, None)
+    assert choice.fold_sources == [["transformer"] * 3, ["transformer", "transformer", "baseline"]]
+    assert not choice.adopted and choice.sources == ["transformer"] * 3
