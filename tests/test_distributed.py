@@ -4,13 +4,10 @@ writes, and the results match a single-process run."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
 
 from conftest import tiny_train_argv
 from jobtitles.cli import train_main
@@ -19,8 +16,6 @@ from jobtitles.io_utils import read_json
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
-                    reason="accelerate CLI not installed")
 def test_two_processes_match_one(tiny_csv, tiny_model_dir, tmp_path):
     # 9 optimizer steps (no step budget): the two runs shard the random sampler differently, and after many
     # steps their models part ways; the test checks rows, folds, gathering, step counts and files

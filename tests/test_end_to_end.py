@@ -14,8 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import tiny_train_argv
-from jobtitles.cli import predict_main, train_main
+from jobtitles.cli import predict_main
 from jobtitles.io_utils import read_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from jobtitles.data import load_labeled_csv
 from jobtitles.decisions import choose_rule, decide
 from jobtitles.errors import UserError
 from jobtitles.io_utils import read_json
-from jobtitles.label_groups import AT_MOST_ONE, EXACTLY_ONE, LabelGroup, group_index
+from jobtitles.label_groups import AT_MOST_ONE, EXACTLY_ONE, LabelGroup
 
 LEVEL_AREA = [("IT Manager", ["Manager", "IT"]), ("Sales Director", ["Director", "Sales"]),
               ("VP Engineering", ["VP", "IT"]), ("Head of Sales", ["Director", "Sales"]),

@@ -23,16 +23,20 @@ def make_baseline(seed: int = 0):
     return make_pipeline(features, clf)
 
 
+def fit_baseline(titles, y: np.ndarray, seed: int = 0):
+    """The baseline fitted on these titles (a fold's training split, or all rows for the final model)."""
+    model = make_baseline(seed)
+    with warnings.catch_warnings():
+        # a label with no positive row in a training split is predicted constant; the report says so
+        warnings.filterwarnings("ignore", message="Label not .* present in all training examples")
+        return model.fit(np.asarray(titles, dtype=object), np.asarray(y).astype(int))
+
+
 def baseline_scores(titles: list[str], y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
                     seed: int = 0) -> np.ndarray:
     """Out-of-fold probabilities (n_rows, n_labels) of the baseline."""
     texts = np.asarray(titles, dtype=object)
     scores = np.zeros(y.shape, dtype=np.float64)
     for train, test in folds:
-        model = make_baseline(seed)
-        with warnings.catch_warnings():
-            # a label with no positive row in a training split is predicted constant; the report says so
-            warnings.filterwarnings("ignore", message="Label not .* present in all training examples")
-            model.fit(texts[train], y[train].astype(int))
-        scores[test] = model.predict_proba(texts[test])
+        scores[test] = fit_baseline(texts[train], y[train], seed).predict_proba(texts[test])
     return scores

@@ -126,7 +126,7 @@ def check_fields(path: Path, row: int, cells: list[str], delimiter: str, n_lines
     """A job title or label never spans lines or holds the delimiter twice: such a field is a quote that was
     opened and never closed, and it has swallowed the rows after it. Stop rather than merge rows silently."""
     for cell in cells:
-        if "\n" in cell.rstrip("\r\n") or "\r" in cell.rstrip("\r\n") or n_lines > 1 and "\n" in cell:
+        if "\n" in cell or "\r" in cell:
             raise UserError(f"{path}: row {row}: a quoted field runs over {max(n_lines, 2)} lines (an unclosed "
                             "'\"'?); job titles and labels are one line each: close or remove that quote")
         if cell.count(delimiter) >= 2:

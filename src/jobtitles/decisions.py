@@ -183,8 +183,8 @@ def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray,
     simplicity = {"configured": 0, "shrunk": 1, "tuned": 2}
     best = max(others, key=lambda k: (round(float(objective(k).mean()), 6), -simplicity[k.split("+")[0]],
                                       "+groups" not in k))
-    gain, noise = _paired(objective("configured"), objective(best))
-    micro_gain, micro_noise = _paired(np.asarray(f1["configured"]), np.asarray(f1[best]))
+    gain, noise = paired_gain(objective("configured"), objective(best))
+    micro_gain, micro_noise = paired_gain(np.asarray(f1["configured"]), np.asarray(f1[best]))
     if gain > noise and gain > 0 and micro_gain >= -micro_noise:
         chosen = best
         reason = (f"{best} raises the cross-fitted mean of micro-F1 and subset accuracy by {gain:.4f} per fold, more "
@@ -202,7 +202,7 @@ def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray,
                       exact, gain, noise, notes, reason)
 
 
-def _paired(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+def paired_gain(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
     """Mean per-fold gain and its standard error (the fold-to-fold noise of a paired comparison)."""
     diff = np.asarray(after) - np.asarray(before)
     return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from accelerate import PartialState
 from transformers import TrainingArguments
 
@@ -18,7 +17,8 @@ from jobtitles.label_groups import group_index
 from jobtitles.decisions import decide, exclusive_index, threshold_vector
 from jobtitles.io_utils import read_json, replace_dir, write_json, write_text
 from jobtitles.metrics import multilabel_metrics, per_label_metrics
-from jobtitles.score_sources import combine, save_baseline
+from jobtitles.baseline import fit_baseline
+from jobtitles.score_sources import combine, save_baseline, source_list
 from jobtitles.report import render_report
 from jobtitles.training import FoldRun, fresh_model, run_args
 
@@ -42,7 +42,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         final = FoldRun(model, args, ds, tokenizer, data.y, project.pos_weight)
         final.train()
         sources = shipped_sources(results)
-        baseline = fit_baseline(data, training.seed) if sources else None
+        baseline = fit_baseline(data.titles, data.y, training.seed) if sources else None
         check = fit_check(final, ds, data, results, project, baseline)
         model.config.update({THRESHOLDS_KEY: results["thresholds"], AT_LEAST_ONE_KEY: project.at_least_one,
                              EXCLUSIVE_KEY: results["decision"]["exclusive_label"], SOURCES_KEY: sources,
@@ -74,12 +74,6 @@ def shipped_sources(results: dict) -> dict[str, str]:
     return {lab: src for lab, src in choice["sources"].items() if src != "transformer"}
 
 
-def fit_baseline(data: LabeledData, seed: int):
-    from jobtitles.baseline import make_baseline
-
-    return make_baseline(seed).fit(np.asarray(data.titles, dtype=object), data.y.astype(int))
-
-
 def fit_check(final: FoldRun, ds, data: LabeledData, results: dict, project: ProjectArgs, baseline=None) -> dict:
     """Score the final model on its own training rows with the saved decision rule.
 
@@ -87,8 +81,7 @@ def fit_check(final: FoldRun, ds, data: LabeledData, results: dict, project: Pro
     does not, its training went wrong (a diverged or stuck seed), which the CV figures cannot show."""
     scores = final.scores(ds)
     if baseline is not None:
-        per_label = shipped_sources(results)
-        sources = [per_label.get(lab, "transformer") for lab in data.labels]
+        sources = source_list(data.labels, shipped_sources(results))
         scores = combine(scores, baseline.predict_proba(np.asarray(data.titles, dtype=object)), sources)
     groups = group_index(data.groups, data.labels) if results.get("label_groups_used") else None
     pred = decide(scores, threshold_vector(data.labels, 0.5, results["thresholds"]), project.at_least_one,

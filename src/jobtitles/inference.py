@@ -16,7 +16,7 @@ import numpy as np
 
 from jobtitles.decisions import decide, exclusive_index
 from jobtitles.label_groups import LabelGroup, group_index
-from jobtitles.score_sources import combine, load_baseline
+from jobtitles.score_sources import combine, load_baseline, source_list
 from jobtitles.errors import UserError, warn
 from jobtitles.metrics import sigmoid
 
@@ -113,7 +113,7 @@ class TitleClassifier:
         self.groups = [LabelGroup.from_json(g) for g in cfg.get(GROUPS_KEY) or []]
         self._groups = group_index(self.groups, self.labels) or None
         per_label = cfg.get(SOURCES_KEY) or {}
-        self.sources = [per_label.get(lab, "transformer") for lab in self.labels]
+        self.sources = source_list(self.labels, per_label)
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, found {batch_size}")
         self.batch_size = batch_size

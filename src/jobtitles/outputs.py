@@ -10,9 +10,8 @@ import numpy as np
 
 from jobtitles.data import LabeledData
 from jobtitles.io_utils import write_json, write_text
-from jobtitles.labels import LABEL_SEP
+from jobtitles.labels import join_labels
 from jobtitles.report import console_table, render_report
-
 
 
 def _csv_text(header: list[str], rows) -> str:
@@ -32,7 +31,7 @@ def oof_rows(data: LabeledData, scores: np.ndarray, pred: np.ndarray):
     for i, title in enumerate(data.titles):
         gold = [labels[j] for j in np.flatnonzero(data.y[i])]
         got = [labels[j] for j in np.flatnonzero(pred[i])]
-        yield [data.rows[i], title, LABEL_SEP.join(gold), LABEL_SEP.join(got), int(gold == got),
+        yield [data.rows[i], title, join_labels(gold), join_labels(got), int(gold == got),
                *[f"{s:.4f}" for s in scores[i]]]
 
 
@@ -40,7 +39,6 @@ def write_cv_outputs(run_dir: Path, data: LabeledData, results: dict, label_issu
     from jobtitles.plots import write_plots
 
     scores, pred = results.pop("_oof_scores"), results.pop("_pred")
-    base_scores = results.pop("_baseline_scores")
     header = ["row", "title", "gold", "predicted", "correct", *[f"score:{lab}" for lab in data.labels]]
     write_text(run_dir / "oof_predictions.csv", _csv_text(header, oof_rows(data, scores, pred)))
     if label_issues:

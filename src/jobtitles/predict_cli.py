@@ -17,7 +17,7 @@ from typing import TextIO
 import numpy as np
 
 from jobtitles.errors import UserError
-from jobtitles.labels import LABEL_SEP
+from jobtitles.labels import join_labels
 
 
 
@@ -110,7 +110,7 @@ class Writer:
                 shown = ", ".join(f"{self.labels[j]} ({s[j]:.3f})" for j in np.flatnonzero(p))
                 print(f"{t}\t{shown}")
             elif self.kind == "csv":
-                self.csv.writerow([r, t, LABEL_SEP.join(names), *[f"{v:.4f}" for v in s]])
+                self.csv.writerow([r, t, join_labels(names), *[f"{v:.4f}" for v in s]])
             else:
                 self.fh.write(json.dumps({"row": r, "title": t, "labels": names,
                                           "scores": {lab: round(float(v), 4) for lab, v in zip(self.labels, s)}},

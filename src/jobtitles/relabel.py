@@ -197,14 +197,8 @@ def relabel(run_dir: Path, accept_file: Path, output: Path | None = None, train_
     except UnicodeEncodeError as err:
         raise UserError(f"a suggested label has characters that {inputs.encoding} cannot hold "
                         f"({err.object[err.start:err.end]!r}); re-save the training file as UTF-8 and retrain") from err
-    _write_bytes(output, data)
+    write_bytes(output, data)
     return result
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Temp file in the target folder + rename, with the umask's mode (io_utils' writer; it has no public
-    bytes variant yet)."""
-    write_bytes(path, data)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

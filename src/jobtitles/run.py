@@ -210,8 +210,6 @@ def variant_of(candidate: str) -> str:
 
 
 
-
-
 def summarize(data: LabeledData, folds, fold_outputs: list[FoldOutput], project: ProjectArgs,
               training: TrainingArguments, cv_seconds: float) -> dict:
     """All figures of the run, computed once here; report.md, the card and the console only render them."""
@@ -290,6 +288,6 @@ def summarize(data: LabeledData, folds, fold_outputs: list[FoldOutput], project:
         "baseline_name": BASELINE_NAME if project.baseline else None,
         "timing": {"cv_seconds": cv_seconds, "fold_train_seconds": [o.train_seconds for o in fold_outputs],
                    "baseline_seconds": baseline_seconds},
-        "_oof_scores": oof, "_baseline_scores": base_scores,
+        "_oof_scores": oof,
         "_pred": variants[chosen],
     }

@@ -16,11 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from jobtitles.decisions import decide
+from jobtitles.decisions import decide, paired_gain
 from jobtitles.metrics import multilabel_metrics, per_label_metrics
 
 SOURCES = ("transformer", "baseline", "blend")
 BASELINE_FILE = "baseline.skops"
+
+
+def source_list(labels: list[str], per_label: dict[str, str]) -> list[str]:
+    """Each label's source, in label order, from the saved mapping of the labels not on the transformer."""
+    return [per_label.get(lab, "transformer") for lab in labels]
 
 
 def combine(transformer: np.ndarray, baseline: np.ndarray | None, sources: list[str]) -> np.ndarray:
@@ -55,11 +60,6 @@ class SourceChoice:
     reason: str
 
 
-def _gain(a: list[float], b: list[float]) -> tuple[float, float]:
-    diff = np.asarray(b) - np.asarray(a)
-    noise = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    return float(diff.mean()), noise
-
 
 def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
                    folds: list[tuple[np.ndarray, np.ndarray]], labels: list[str], thresholds: np.ndarray,
@@ -70,7 +70,7 @@ def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
         others = np.setdiff1d(np.arange(len(y)), test)
         chosen = best_sources(transformer[others], baseline[others], y[others], labels, thresholds)
         fold_sources.append(chosen)
-        combined[test] = combine(transformer[test], baseline[test], chosen)[:, :]
+        combined[test] = combine(transformer[test], baseline[test], chosen)
 
     def fold_metrics(scores: np.ndarray, key: str) -> list[float]:
         return [multilabel_metrics(y[test], decide(scores[test], thresholds, at_least_one, exclusive))[key]
@@ -78,15 +78,15 @@ def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
 
     macro = {"transformer": fold_metrics(transformer, "macro_f1"), "per_label": fold_metrics(combined, "macro_f1")}
     micro = {"transformer": fold_metrics(transformer, "micro_f1"), "per_label": fold_metrics(combined, "micro_f1")}
-    macro_gain, macro_noise = _gain(macro["transformer"], macro["per_label"])
-    micro_gain, micro_noise = _gain(micro["transformer"], micro["per_label"])
+    macro_gain, macro_noise = paired_gain(macro["transformer"], macro["per_label"])
+    micro_gain, micro_noise = paired_gain(micro["transformer"], micro["per_label"])
     final = best_sources(transformer, baseline, y, labels, thresholds)
     # The per-fold choice is cross-fitted, so the mean gain is an honest estimate; a label of 4 rows makes the
     # per-fold macro-F1 too noisy for a noise margin, so the guard is on the frequent labels' side instead:
     # adopted when macro-F1 rises and neither micro-F1 nor subset accuracy falls beyond its fold-to-fold noise.
     exact = {"transformer": fold_metrics(transformer, "subset_accuracy"),
              "per_label": fold_metrics(combined, "subset_accuracy")}
-    exact_gain, exact_noise = _gain(exact["transformer"], exact["per_label"])
+    exact_gain, exact_noise = paired_gain(exact["transformer"], exact["per_label"])
     adopted = macro_gain > 0 and micro_gain >= -micro_noise and exact_gain >= -exact_noise
     others = {lab: s for lab, s in zip(labels, final) if s != "transformer"}
     if adopted and not others:  # every label ends up on the transformer: nothing to ship

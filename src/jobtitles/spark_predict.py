@@ -21,9 +21,9 @@ import uuid
 from dataclasses import dataclass
 
 from jobtitles.errors import UserError, cli_entry
+from jobtitles.labels import LABEL_SEP
 from jobtitles.spark import BACKENDS, ROWS_PER_CALL, title_labeler
 
-SEP = " | "
 TABLE_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*){0,2}$")
 
 
@@ -135,7 +135,7 @@ def flatten_for_csv(df, labels: list[str]):
 
     cols = [c for c in df.columns if c != "prediction"]
     return df.select(*[F.col(f"`{c}`") for c in cols],
-                     F.array_join(F.col("prediction.labels"), SEP).alias("predicted"),
+                     F.array_join(F.col("prediction.labels"), LABEL_SEP).alias("predicted"),
                      *[F.round(F.col("prediction.scores")[lab], 4).alias(f"score:{lab}") for lab in labels])
 
 
