@@ -33,6 +33,11 @@ def test_run_folder_contents(run_dir):
     assert not list(run_dir.rglob("checkpoint-*")), "CV must not write checkpoints"
     info = read_json(run_dir / "run_info.json")
     assert len(info["fingerprint"]["csv_sha256"]) == 64 and "transformers" in info["versions"]
+    from jobtitles.training import resolve_precision
+
+    used = resolve_precision("auto")  # base.yaml's precision on this machine
+    assert info["precision"]["name"] == used.name == read_json(run_dir / "cv_results.json")["precision"]["name"]
+    assert f"| precision | {used.name} |" in (run_dir / "model" / "README.md").read_text()
 
 
 def test_saved_config_has_sorted_labels_problem_type_and_thresholds(run_dir):

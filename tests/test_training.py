@@ -71,3 +71,44 @@ def test_small_data_gets_enough_steps_and_large_data_keeps_its_epochs():
     assert epochs_for_budget(4, 1792, 32, 200) == 4  # 56 steps an epoch: 224 >= 200, unchanged
     assert epochs_for_budget(4, 400, 32, 0) == 4  # turned off
     assert epochs_for_budget(3, 100, 4, 200) == 8.0  # 25 steps an epoch at batch 4
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it_natively(monkeypatch):
+    import pytest
+
+    from jobtitles import training
+    from jobtitles.errors import UserError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    auto = training.resolve_precision("auto")
+    assert (auto.name, auto.device) == ("bf16", "cpu")
+    assert auto.flags() == {"bf16": True, "fp16": False, "use_cpu": True}
+    assert training.resolve_precision("fp32").flags() == {"bf16": False, "fp16": False}
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    assert training.resolve_precision("auto").name == "fp32"
+    assert training.resolve_precision("auto").flags() == {"bf16": False, "fp16": False}
+    assert training.resolve_precision("bf16").flags()["bf16"]  # forced: emulated, with a warning
+    with pytest.raises(UserError, match="fp16 needs a CUDA GPU"):
+        training.resolve_precision("fp16")
+
+
+def test_trainer_autocasts_to_bf16_on_cpu_only_when_asked(tiny_model_dir, tmp_path):
+    """The Trainer itself (through accelerate) runs the forward pass in bf16; the master weights stay fp32."""
+    from jobtitles.training import run_args
+
+    titles = ["Chief Executive Officer", "VP Sales", "Sales Manager", "Software Engineer"] * 4
+    y = np.eye(2, dtype=np.float32)[np.arange(len(titles)) % 2]
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ds = model_columns(tokenize_dataset(build_dataset(titles, y, list(range(len(titles)))), tok, 16))
+    base = TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4,
+                             report_to="none", save_strategy="no", use_cpu=True)
+    seen = {}
+    for precision in ("bf16", "fp32"):
+        model = build_model(str(tiny_model_dir), ["a", "b"], seed=0)
+        layer = model.distilbert.transformer.layer[0].attention.q_lin
+        handle = layer.register_forward_hook(lambda m, i, o, p=precision: seen.setdefault(p, o.dtype) and None)
+        FoldRun(model, run_args(base, tmp_path / precision, precision), ds, tok, y, "none").train()
+        handle.remove()
+        assert layer.weight.dtype == torch.float32
+    assert seen == {"bf16": torch.bfloat16, "fp32": torch.float32}

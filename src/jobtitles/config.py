@@ -104,7 +104,8 @@ class ProjectArgs:
     )
     final_model: bool = field(default=True, metadata={"help": "Train and save the final model on all rows."})
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
-        default="auto", metadata={"help": "auto: bf16 on GPUs that support it, else fp32."}
+        default="auto", metadata={"help": "auto: bf16 autocast where the hardware computes bf16 natively (recent GPUs; "
+                                          "CPUs with AVX512-BF16 or AMX), else fp32; fp32/bf16/fp16 force it."}
     )
     overwrite: bool = field(
         default=False, metadata={"help": "Start over even if the run folder holds a run with other inputs."}

@@ -17,7 +17,7 @@ CARD_METRICS = {"micro_f1": ("f1", "CV micro-F1"), "macro_f1": ("f1", "CV macro-
                 "samples_f1": ("f1", "CV samples-F1"), "subset_accuracy": ("accuracy", "CV subset accuracy"),
                 "hamming_loss": ("hamming_loss", "CV Hamming loss")}
 SHOWN_TRAINING_ARGS = ("learning_rate", "per_device_train_batch_size", "num_train_epochs", "warmup_steps",
-                       "weight_decay", "lr_scheduler_type", "optim", "seed", "train_sampling_strategy", "bf16")
+                       "weight_decay", "lr_scheduler_type", "optim", "seed", "train_sampling_strategy")
 
 
 def eval_results(results: dict) -> list[EvalResult]:
@@ -41,7 +41,8 @@ def make_card(results: dict, project: ProjectArgs, training: TrainingArguments) 
     )
     settings = {k: getattr(getattr(training, k), "value", getattr(training, k)) for k in SHOWN_TRAINING_ARGS}
     settings.update({"max_length": project.max_length, "head_init": project.head_init, "pos_weight": project.pos_weight,
-                     "at_least_one": project.at_least_one, "n_splits": project.n_splits})
+                     "at_least_one": project.at_least_one, "n_splits": project.n_splits,
+                     "precision": (results.get("precision") or {}).get("name", project.precision)})
     return ModelCard.from_template(
         data, template_path=str(TEMPLATE),
         model_id=training.hub_model_id or "outputs/<run>/model",

@@ -4,6 +4,7 @@ final model + card (+ Hub push). Each step is a function in its own module; this
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -30,7 +31,8 @@ from jobtitles.io_utils import read_json, save_npy, write_json
 from jobtitles.metrics import mean_std, multilabel_metrics, per_label_metrics
 from jobtitles.runstate import (RunLock, check_output_dir, fingerprint, git_commit, package_versions, prepare_run_dir,
                                 resolved_config)
-from jobtitles.training import FoldRun, check_max_length, cpu_threads, fresh_model, load_tokenizer, run_args
+from jobtitles.training import (FoldRun, check_max_length, cpu_threads, fresh_model, load_tokenizer, resolve_precision,
+                                run_args)
 
 COMPLETE_KEY = "complete"
 
@@ -92,6 +94,7 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
     if state.is_main_process:
         check_output_dir(run_dir)
     check_max_length(project.model_name_or_path, project.max_length)
+    resolve_precision(project.precision)  # an impossible precision stops here, before any data is read
     with RunLock(run_dir) if state.is_main_process else contextlib.nullcontext():
         return _run(project, training, run_dir, state)
 
@@ -111,13 +114,16 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
     if not torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes))
         torch.set_num_threads(cpu_threads(project.cpu_threads, local))
+    precision = resolve_precision(project.precision)
     logger.info(f"{state.num_processes} process{'es' if state.num_processes > 1 else ''} on {state.device}"
-                + ("" if torch.cuda.is_available() else f", {torch.get_num_threads()} threads each"))
+                + ("" if torch.cuda.is_available() else f", {torch.get_num_threads()} threads each")
+                + f"; training in {precision.name} ({precision.reason})")
     data = load_data(project)
     check_data(data, project)
     config = resolved_config(project, training)
     info = {"fingerprint": fingerprint(config, Path(project.train_file)), "config": config,
-            "versions": package_versions(), "git_commit": git_commit(), "train_file": str(project.train_file)}
+            "versions": package_versions(), "git_commit": git_commit(), "train_file": str(project.train_file),
+            "precision": dataclasses.asdict(precision)}
     finished = False
     if state.is_main_process:
         if prepare_run_dir(run_dir, info, project.overwrite):
@@ -157,6 +163,7 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
     results = None
     if state.is_main_process:
         results = summarize(data, folds, fold_outputs, project, training, cv_seconds)
+        results["precision"] = dataclasses.asdict(precision)
         outputs.write_cv_outputs(run_dir, data, results, label_issues=project.label_issues)
     state.wait_for_everyone()
     if project.final_model:

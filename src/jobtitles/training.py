@@ -102,14 +102,49 @@ def cpu_threads(requested: int, local_processes: int) -> int:
     return max(1, cores // max(1, local_processes))
 
 
-def resolve_precision(precision: str) -> dict[str, bool]:
-    """TrainingArguments flags for the requested precision; 'auto' is bf16 where the GPU supports it."""
-    cuda = torch.cuda.is_available()
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), read from the CPU's own feature flags
+    through torch; elsewhere bf16 is emulated and slower than fp32."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """The arithmetic a run trains in, and why: shown in the log, run_info.json and the card."""
+
+    name: str  # "bf16", "fp16" or "fp32"
+    device: str  # "cuda" or "cpu"
+    reason: str
+
+    def flags(self) -> dict[str, bool]:
+        """TrainingArguments fields: the Trainer (through accelerate) runs the forward pass under autocast."""
+        flags = {"bf16": self.name == "bf16", "fp16": self.name == "fp16"}
+        if self.device == "cpu" and self.name == "bf16":
+            flags["use_cpu"] = True  # the Trainer allows bf16 without a GPU only on an explicit CPU run
+        return flags
+
+
+def resolve_precision(precision: str) -> Precision:
+    """'auto' is bf16 where the hardware computes it natively (a recent GPU, or a CPU with AVX512-BF16/AMX), else
+    fp32; 'fp32', 'bf16' and 'fp16' force it (fp16 only on a GPU)."""
+    if torch.cuda.is_available():
+        if precision == "auto":
+            native = torch.cuda.is_bf16_supported()
+            return Precision("bf16" if native else "fp32", "cuda",
+                             "auto: the GPU supports bf16" if native else "auto: the GPU has no bf16")
+        return Precision(precision, "cuda", f"precision: {precision}")
+    if precision == "fp16":
+        raise UserError("precision: fp16 needs a CUDA GPU and none was found; use precision: auto, bf16 or fp32")
     if precision == "auto":
-        return {"bf16": bool(cuda and torch.cuda.is_bf16_supported()), "fp16": False}
-    if precision in ("bf16", "fp16") and not cuda:
-        raise UserError(f"precision: {precision} needs a CUDA GPU and none was found; use precision: auto or fp32")
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+        native = cpu_has_native_bf16()
+        return Precision("bf16" if native else "fp32", "cpu",
+                         "auto: the CPU has native bf16 (AVX512-BF16/AMX)" if native
+                         else "auto: the CPU has no native bf16")
+    if precision == "bf16" and not cpu_has_native_bf16():
+        logger.warning("precision: bf16 on a CPU without native bf16 is emulated and usually slower than fp32")
+    return Precision(precision, "cpu", f"precision: {precision}")
 
 
 def epochs_for_budget(epochs: float, n_train: int, batch_per_step: int, min_steps: int) -> float:
@@ -125,7 +160,7 @@ def run_args(base: TrainingArguments, output_dir: Path, precision: str, n_train:
              min_steps: int = 0) -> TrainingArguments:
     """The user's TrainingArguments for one run: its own folder, no Hub pushes (the final model is pushed once),
     and (with `n_train`) enough epochs for `min_steps` optimizer steps unless max_steps is set."""
-    flags = {} if (base.bf16 or base.fp16) else resolve_precision(precision)
+    flags = {} if (base.bf16 or base.fp16) else resolve_precision(precision).flags()
     if n_train is not None and base.max_steps <= 0:
         per_step = base.per_device_train_batch_size * base.gradient_accumulation_steps * max(base.world_size, 1)
         epochs = epochs_for_budget(base.num_train_epochs, n_train, per_step, min_steps)
