@@ -30,15 +30,15 @@ METRICS = ("micro_f1", "macro_f1", "subset_accuracy")
 
 def _setup(csv: str, flags: list[str], tmp: str):
     from jobtitles.config import parse_config
-    from jobtitles.features import build_dataset, model_columns, tokenize_dataset
+    from jobtitles.tokenization import training_dataset
     from jobtitles.folds import make_folds
-    from jobtitles.run import load_data
+    from jobtitles.cv import load_data
     from jobtitles.training import load_tokenizer
 
     project, training = parse_config(["--config", str(BASE_CONFIG), "--train_file", csv, "--output_dir", tmp, *flags])
     data = load_data(project)
     tok = load_tokenizer(project.model_name_or_path)
-    ds = model_columns(tokenize_dataset(build_dataset(data.titles, data.y, data.rows), tok, project.max_length))
+    ds = training_dataset(data.titles, data.y, data.rows, tok, project.max_length)
     folds = make_folds(data.y, project.n_splits, project.cv_shuffle, training.seed)
     return project, training, data, tok, ds, folds
 

@@ -44,7 +44,7 @@ def main() -> None:
     p.add_argument("--max_length", type=int, default=64)
     args = p.parse_args()
     from jobtitles.data import load_labeled_csv
-    from jobtitles.features import build_dataset, tokenize_dataset
+    from jobtitles.tokenization import build_dataset, tokenize_dataset
     from jobtitles.training import load_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -60,8 +60,8 @@ def worker_train(setting: str, csv: str, model: str, warmup: int, steps: int) ->
     import torch
 
     from jobtitles.config import parse_config
-    from jobtitles.features import build_dataset, model_columns, tokenize_dataset
-    from jobtitles.run import load_data
+    from jobtitles.tokenization import training_dataset
+    from jobtitles.cv import load_data
     from jobtitles.training import FoldRun, build_model, cpu_threads, load_tokenizer, resolve_precision, run_args
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,8 +72,8 @@ def worker_train(setting: str, csv: str, model: str, warmup: int, steps: int) ->
             torch.set_num_threads(cpu_threads(project.cpu_threads, 1))
         data = load_data(project)
         tok = load_tokenizer(project.model_name_or_path)
-        ds = model_columns(tokenize_dataset(build_dataset(data.titles, data.y, data.rows), tok, project.max_length,
-                                            pad_to_max_length=project.pad_to_max_length))
+        ds = training_dataset(data.titles, data.y, data.rows, tok, project.max_length,
+                              pad_to_max_length=project.pad_to_max_length)
         stamps: list[float] = []
 
         class Clock(TrainerCallback):
@@ -94,7 +94,7 @@ def worker_train(setting: str, csv: str, model: str, warmup: int, steps: int) ->
 def worker_cv(setting: str, csv: str, model: str, n_splits: int) -> dict:
     from jobtitles.config import parse_config
     from jobtitles.io_utils import read_json
-    from jobtitles.run import cross_validate
+    from jobtitles.cv import cross_validate
 
     with tempfile.TemporaryDirectory() as tmp:
         argv = ["--config", str(BASE_CONFIG), "--train_file", csv, "--model_name_or_path", model,
@@ -283,7 +283,7 @@ def main() -> None:
         elif model_dir is None:
             tmp = tempfile.mkdtemp()
             from jobtitles.config import parse_config
-            from jobtitles.run import cross_validate
+            from jobtitles.cv import cross_validate
 
             sys.argv = [sys.argv[0]]
             run_dir = cross_validate(*parse_config(["--config", str(BASE_CONFIG), "--train_file", args.csv,

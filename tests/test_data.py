@@ -1,5 +1,4 @@
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,7 +132,7 @@ def test_extra_columns_are_reported(tmp_path, caplog):
 def test_truncation_reported_once_with_count(tiny_model_dir, caplog):
     from transformers import AutoTokenizer
 
-    from jobtitles.features import build_dataset, tokenize_dataset
+    from jobtitles.tokenization import build_dataset, tokenize_dataset
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     titles = ["CEO", "Senior Vice President of Global Strategic Partnerships and Corporate Development EMEA",

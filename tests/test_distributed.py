@@ -31,7 +31,7 @@ def test_two_processes_match_one(tiny_csv, tiny_model_dir, tmp_path):
                            "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "train.py"), *argv],
                           capture_output=True, text=True, cwd=tmp_path,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:] + "\n" + "\n".join(l for l in proc.stderr.splitlines() if "rank0" in l or "Error" in l)[-3000:]
     assert "2 processes" in proc.stderr  # the Trainer really ran data-parallel
     one, two = read_json(single / "cv_results.json"), read_json(double / "cv_results.json")
     # the same folds, rows and files; everything computed on the main process alone is identical

@@ -37,7 +37,7 @@ def test_run_folder_contents(run_dir):
 
     used = resolve_precision("auto")  # base.yaml's precision on this machine
     assert info["precision"]["name"] == used.name == read_json(run_dir / "cv_results.json")["precision"]["name"]
-    assert f"| precision | {used.name} |" in (run_dir / "model" / "README.md").read_text()
+    assert f"Trained in {used.name} with the bce loss" in (run_dir / "model" / "README.md").read_text()
 
 
 def test_saved_config_has_sorted_labels_problem_type_and_thresholds(run_dir):
@@ -143,18 +143,22 @@ def test_final_model_fit_check_is_recomputable_and_reported(run_dir, tiny_csv):
     assert line in ModelCard.load(run_dir / "model" / "README.md").text
 
 
-def test_fit_check_flags_a_model_that_fits_its_rows_worse_than_cv(caplog):
+def test_fit_check_flags_a_model_that_fits_its_rows_worse_than_cv(run_dir, caplog):
+    from dataclasses import replace
+
     import numpy as np
 
     from jobtitles.data import LabeledData
     from jobtitles.final import fit_check
-    from jobtitles.config import ProjectArgs
+    from jobtitles.run_result import RunResult
 
     y = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=np.float32)
     data = LabeledData(titles=list("abcd"), label_sets=[["A"], ["B"], ["A"], ["B"]], rows=[2, 3, 4, 5],
                        labels=["A", "B"], y=y)
-    results = {"thresholds": {"A": 0.5, "B": 0.5},
-               "summary": {"model": {"micro_f1": {"mean": 0.9, "std": 0.01}}}}
+    real = RunResult.from_json(read_json(run_dir / "cv_results.json"))
+    result = replace(real, labels=["A", "B"], thresholds={"A": 0.5, "B": 0.5}, score_sources=None,
+                     label_groups_used=False, summary={"model": {"micro_f1": {"mean": 0.9, "std": 0.01}}},
+                     decision=replace(real.decision, exclusive_label=None, at_least_one=True))
 
     class Scored:  # stands in for a trained FoldRun: only its scores matter here
         def __init__(self, scores):
@@ -163,11 +167,11 @@ def test_fit_check_flags_a_model_that_fits_its_rows_worse_than_cv(caplog):
         def scores(self, ds):
             return self._scores
 
-    good = fit_check(Scored(y * 0.9 + 0.05), None, data, results, ProjectArgs())
-    assert good["ok"] and good["train_rows"]["micro_f1"] == 1.0
-    bad = fit_check(Scored(np.tile([0.6, 0.4], (4, 1))), None, data, results, ProjectArgs())  # always "A"
-    assert not bad["ok"] and bad["train_rows"]["micro_f1"] == 0.5
-    assert abs(bad["expected_min_micro_f1"] - 0.88) < 1e-9
+    good = fit_check(Scored(y * 0.9 + 0.05), None, data, result)
+    assert good.ok and good.train_rows["micro_f1"] == 1.0
+    bad = fit_check(Scored(np.tile([0.6, 0.4], (4, 1))), None, data, result)  # always "A"
+    assert not bad.ok and bad.train_rows["micro_f1"] == 0.5
+    assert abs(bad.expected_min_micro_f1 - 0.88) < 1e-9
     assert "rerun with another seed" in caplog.text
 
 
@@ -325,3 +329,24 @@ def test_model_without_thresholds_warns_and_uses_half(run_dir, tmp_path, caplog)
         clf = TitleClassifier(plain)
     assert "config.json has no decision_thresholds; using 0.5 for every label" in caplog.text
     assert clf.thresholds.tolist() == [0.5] * len(clf.labels)
+
+
+def test_run_result_is_one_typed_object_and_cv_results_is_its_json(run_dir):
+    from jobtitles.run_result import FitCheck, RunResult
+
+    saved = read_json(run_dir / "cv_results.json")
+    result = RunResult.from_json(saved)
+    assert isinstance(result.final_fit_check, FitCheck) and result.complete
+    assert result.to_json() == saved  # nothing added or lost on the way back
+    assert "oof_scores" not in saved and not any(k.startswith("_") for k in saved)
+    assert result.summary[result.shipped_variant] == saved["summary"][saved["decision_rule"]["variant"]]
+
+
+def test_card_lists_the_settings_that_differ_from_the_defaults(run_dir):
+    text = (run_dir / "model" / "README.md").read_text()
+    for row in ("| learning_rate | 0.005 |", "| per_device_train_batch_size | 16 |", "| num_train_epochs | 4.0 |",
+                "| max_length | 16 |", "| n_splits | 2 |", "| min_train_steps | 80 |", "| weight_decay | 0.01 |"):
+        assert row in text, row
+    for hidden in ("| adam_beta1 ", "| head_init ", "| output_dir ", "| hub_token ", "| train_file ", "| seed ",
+                   "| model_name_or_path "):
+        assert hidden not in text, hidden  # defaults, paths of the training machine and secrets stay out

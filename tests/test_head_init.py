@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from jobtitles.data import load_labeled_csv
-from jobtitles.features import build_dataset, model_columns, tokenize_dataset
+from jobtitles.tokenization import training_dataset
 from jobtitles.head_init import _ABSENT_LOGIT, fit_probe, head_inputs, linear_probe_init, output_layer
 from jobtitles.training import build_model, load_tokenizer
 
@@ -27,7 +27,7 @@ def test_fit_probe_separates_separable_labels_and_handles_constant_ones():
 def _tiny(tiny_csv, tiny_model_dir):
     data = load_labeled_csv(tiny_csv)
     tok = load_tokenizer(str(tiny_model_dir))
-    ds = model_columns(tokenize_dataset(build_dataset(data.titles, data.y, data.rows), tok, 16))
+    ds = training_dataset(data.titles, data.y, data.rows, tok, 16)
     return data, tok, ds
 
 

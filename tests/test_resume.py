@@ -59,7 +59,7 @@ def test_resume_refuses_other_inputs(tiny_csv, tiny_model_dir, tmp_path):
     assert train_main(argv) == 0
     with pytest.raises(UserError, match=r"holds a run with other inputs \(project.decision_threshold: 0.5 -> 0.4\)"):
         from jobtitles.config import parse_config
-        from jobtitles.run import cross_validate
+        from jobtitles.cv import cross_validate
 
         cross_validate(*parse_config(argv + ["--decision_threshold", "0.4"]))
     changed = tmp_path / "changed.csv"

@@ -90,7 +90,7 @@ def test_rerun_of_a_finished_run_changes_nothing(tiny_run_dir, tiny_csv, tiny_mo
 LOCK_HOLDER = """
 import sys, time
 from pathlib import Path
-from jobtitles.runstate import RunLock
+from jobtitles.run_folder import RunLock
 with RunLock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)
@@ -99,7 +99,7 @@ with RunLock(Path(sys.argv[1])):
 
 def test_second_run_on_the_same_folder_is_refused_and_a_dead_holder_is_taken_over(tiny_csv, tiny_model_dir,
                                                                                    tmp_path, capsys):
-    from jobtitles.runstate import RunLock
+    from jobtitles.run_folder import RunLock
 
     out = tmp_path / "busy"
     out.mkdir()

@@ -70,7 +70,7 @@ def split_model_dir(model_dir, reference, tmp_path_factory) -> Path:
     """The tiny model gives every title the same label set at its saved thresholds; with each threshold at the
     label's median score over the test titles, label sets differ from title to title, so comparing them means
     something (and the worker must use the saved thresholds to match)."""
-    from jobtitles.inference import THRESHOLDS_KEY
+    from jobtitles.model_folder import THRESHOLDS_KEY
 
     folder = tmp_path_factory.mktemp("split") / "model"
     shutil.copytree(model_dir, folder)

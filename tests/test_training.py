@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, TrainingArguments
 
-from jobtitles.features import build_dataset, model_columns, tokenize_dataset
+from jobtitles.tokenization import training_dataset
 from jobtitles.losses import weighted_bce_loss
 from jobtitles.training import FoldRun, build_model
 
@@ -12,7 +12,7 @@ def test_fold_scores_line_up_with_rows_under_length_grouping(tiny_model_dir, tmp
               "Software Engineer II, Platform Infrastructure Team", "Mgr", "Head of People"] * 5
     y = np.eye(3, dtype=np.float32)[np.arange(len(titles)) % 3]
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    ds = model_columns(tokenize_dataset(build_dataset(titles, y, list(range(len(titles)))), tok, 32))
+    ds = training_dataset(titles, y, list(range(len(titles))), tok, 32)
     model = build_model(str(tiny_model_dir), ["a", "b", "c"], seed=0)
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4,
                              per_device_eval_batch_size=4, train_sampling_strategy="group_by_length",
@@ -100,7 +100,7 @@ def test_trainer_autocasts_to_bf16_on_cpu_only_when_asked(tiny_model_dir, tmp_pa
     titles = ["Chief Executive Officer", "VP Sales", "Sales Manager", "Software Engineer"] * 4
     y = np.eye(2, dtype=np.float32)[np.arange(len(titles)) % 2]
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    ds = model_columns(tokenize_dataset(build_dataset(titles, y, list(range(len(titles)))), tok, 16))
+    ds = training_dataset(titles, y, list(range(len(titles))), tok, 16)
     base = TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4,
                              report_to="none", save_strategy="no", use_cpu=True)
     seen = {}

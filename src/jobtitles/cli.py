@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import sys
 
-from jobtitles.errors import cli_entry, setup_logging
+from jobtitles.errors import cli_entry
+from jobtitles.log import setup_logging
 
 
 @cli_entry(interrupted="interrupted: completed folds are kept; rerun the same command to resume")
 def train_main(argv: list[str] | None = None) -> int:
     setup_logging()
     from jobtitles.config import parse_config
-    from jobtitles.run import cross_validate
+    from jobtitles.cv import cross_validate
 
     project, training = parse_config(sys.argv[1:] if argv is None else argv)
     cross_validate(project, training)

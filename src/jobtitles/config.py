@@ -90,6 +90,12 @@ class ProjectArgs:
     pos_weight: Literal["none", "sqrt_inverse_frequency", "inverse_frequency"] = field(
         default="none", metadata={"help": "Positive-class weights of BCE, from each fold's training split."}
     )
+    group_loss: Literal["bce", "softmax"] = field(
+        default="bce", metadata={"help": "bce: an independent sigmoid per label; softmax: cross-entropy within each "
+                                         "exclusive label group (see label_groups), sigmoids for the other labels, "
+                                         "and group scores that sum to one (TitleClassifier, predict.py, serve, "
+                                         "Spark; transformers' pipeline still shows sigmoids)."}
+    )
     # --- training budget ---
     min_train_steps: int = field(
         default=200, metadata={"help": "At least this many optimizer steps per model: small data sets get more "

@@ -19,7 +19,8 @@ from typing import Iterator
 import numpy as np
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from jobtitles.errors import UserError, logger, warn
+from jobtitles.errors import UserError
+from jobtitles.log import logger, warn
 from jobtitles.label_groups import LabelGroup, describe, detect_groups, explicit_groups
 
 MAX_LISTED = 8  # row numbers listed in one message before "and N more"

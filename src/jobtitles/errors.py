@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import errno
 import functools
-import logging
 import sys
 from typing import Any, Callable, TypeVar
-
-logger = logging.getLogger("jobtitles")
 
 EXIT_USER_ERROR = 2
 
@@ -17,11 +14,6 @@ F = TypeVar("F", bound=Callable[..., int | None])
 
 class UserError(Exception):
     """A problem with the user's input or config. The message names the file/row/key and the fix."""
-
-
-def warn(message: str) -> None:
-    """A problem the run survives: one line on stderr, also kept in the log."""
-    logger.warning(message)
 
 
 def os_error_text(err: OSError) -> str:
@@ -61,11 +53,3 @@ def cli_entry(func: F | None = None, *, interrupted: str = "interrupted") -> Any
         return wrapper  # type: ignore[return-value]
 
     return decorate(func) if func is not None else decorate
-
-
-def setup_logging(verbose: bool = False) -> None:
-    """Our messages as `LEVEL: text` on stderr. The logger still propagates, so test captures see it too."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jobtitles.errors import UserError, cli_entry, setup_logging
+from jobtitles.errors import UserError, cli_entry
+from jobtitles.log import setup_logging
 from jobtitles.labels import split_labels
 
 OPSET = 17
@@ -44,7 +45,7 @@ def export_onnx(model_dir: Path, int8: bool) -> list[Path]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from jobtitles.inference import read_model_config
+    from jobtitles.model_folder import read_model_config
 
     read_model_config(model_dir)
     out_dir = model_dir / "onnx"
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         failed |= not (int8_with_fallback(args.model, check) if not args.no_fallback
                        else verdict("onnx-int8", len(titles), check.compare("onnx-int8")))
     if failed:
-        print(f"error: parity check failed; use --backend torch or the fp32 export", file=sys.stderr)
+        print("error: parity check failed; use --backend torch or the fp32 export", file=sys.stderr)
         return 1
     return 0
 

@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase
 
 from jobtitles.errors import UserError
+from jobtitles.tokenization import dataset_length_order
 
 # Labels that no training row carries get a bias of logit(1e-4): predicted absent, as the data says.
 _ABSENT_LOGIT = float(np.log(1e-4 / (1 - 1e-4)))
@@ -53,8 +54,7 @@ def head_inputs(model: PreTrainedModel, ds: Dataset, tokenizer: PreTrainedTokeni
     model.eval()
     collator = DataCollatorWithPadding(tokenizer)
     inputs = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in ds.column_names]
-    lengths = np.asarray(ds["length"]) if "length" in ds.column_names else np.zeros(len(ds))
-    order = np.argsort(lengths, kind="stable")  # length-sorted batches: little padding
+    order = dataset_length_order(ds)
     try:
         for start in range(0, len(ds), batch_size):
             rows = ds.select(order[start:start + batch_size]).select_columns(inputs)

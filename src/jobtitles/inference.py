@@ -7,96 +7,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from jobtitles.activations import scores_from_logits
 from jobtitles.decisions import decide, exclusive_index
+from jobtitles.errors import UserError
 from jobtitles.label_groups import LabelGroup, group_index
+from jobtitles.model_folder import (AT_LEAST_ONE_KEY, EXCLUSIVE_KEY, GROUPS_KEY, ONNX_FILES, SOFTMAX_GROUPS_KEY,
+                                    SOURCES_KEY, load_checked_tokenizer, quiet_loading, read_model_config,
+                                    thresholds_from_config)
 from jobtitles.score_sources import combine, load_baseline, source_list
-from jobtitles.errors import UserError, warn
-from jobtitles.metrics import sigmoid
-
-THRESHOLDS_KEY = "decision_thresholds"
-AT_LEAST_ONE_KEY = "decision_at_least_one"
-EXCLUSIVE_KEY = "decision_exclusive_label"  # the empty label: never decided together with another label
-GROUPS_KEY = "decision_label_groups"  # exclusive label groups decoded one label per group (when adopted)
-SOURCES_KEY = "decision_score_sources"  # {label: "baseline" | "blend"} for labels not scored by the transformer
-ONNX_FILES = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model_int8.onnx"}
-
-
-def read_model_config(model_dir: Path) -> dict:
-    """config.json of a trained multi-label classifier, or a UserError that says what is wrong."""
-    cfg_path = model_dir / "config.json"
-    if not model_dir.is_dir():
-        raise UserError(f"{model_dir}: model folder not found; pass the model/ folder of a run (outputs/<run>/model)")
-    if not cfg_path.is_file():
-        raise UserError(f"{model_dir}: no config.json, so this is not a saved model; pass outputs/<run>/model")
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise UserError(f"{cfg_path}: not valid JSON ({err}); the model folder is damaged, retrain or re-copy it") from err
-    id2label = cfg.get("id2label") or {}
-    if cfg.get("problem_type") != "multi_label_classification" or not id2label or all(
-        str(v).startswith("LABEL_") for v in id2label.values()
-    ):
-        raise UserError(
-            f"{model_dir}: not a trained multi-label classifier (expected problem_type "
-            f"'multi_label_classification' and named labels in config.json, found problem_type "
-            f"{cfg.get('problem_type')!r}); pass the model/ folder written by train.py"
-        )
-    return cfg
-
-
-def thresholds_from_config(cfg: dict, labels: list[str], model_dir: Path, override: float | None) -> np.ndarray:
-    if override is not None:
-        return np.full(len(labels), override)
-    saved = cfg.get(THRESHOLDS_KEY)
-    if saved is None:
-        warn(f"{model_dir}: config.json has no {THRESHOLDS_KEY}; using 0.5 for every label")
-        return np.full(len(labels), 0.5)
-    if set(saved) != set(labels):
-        raise UserError(
-            f"{model_dir}: config.json thresholds are for labels {sorted(saved)} but the model has {sorted(labels)}; "
-            f"the folder mixes two runs, re-save it with train.py"
-        )
-    return np.array([float(saved[lab]) for lab in labels])
-
-
-@contextlib.contextmanager
-def quiet_loading():
-    """No per-tensor "Loading weights" progress bar for a model that loads in a fraction of a second."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
-def load_checked_tokenizer(model_dir: Path, cfg: dict):
-    """The folder's own tokenizer, refused when it is missing or does not match the model: transformers can
-    fall back to a tiny default vocabulary, and then every word becomes [UNK] and every title the same."""
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    except Exception as err:  # noqa: BLE001 - a broken tokenizer file raises many types
-        raise UserError(f"{model_dir}: the tokenizer does not load ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0][:200]}); re-copy the whole model folder") from err
-    expected = int(cfg.get("vocab_size") or 0)
-    # an embedding matrix may be padded to a multiple of 8 or 64, so a few unused rows are fine
-    if expected and not expected * 0.9 <= len(tokenizer) <= expected:
-        raise UserError(f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model expects {expected} "
-                        "(vocab_size in config.json); the folder lacks its tokenizer files (tokenizer.json, "
-                        "tokenizer_config.json, vocab.txt): re-copy the whole model folder")
-    return tokenizer
+from jobtitles.tokenization import length_order
 
 
 class TitleClassifier:
@@ -112,6 +36,8 @@ class TitleClassifier:
         self.exclusive = exclusive_index(self.labels, self.exclusive_label)
         self.groups = [LabelGroup.from_json(g) for g in cfg.get(GROUPS_KEY) or []]
         self._groups = group_index(self.groups, self.labels) or None
+        softmax = [LabelGroup.from_json(g) for g in cfg.get(SOFTMAX_GROUPS_KEY) or []]
+        self._softmax_groups = group_index(softmax, self.labels) or None
         per_label = cfg.get(SOURCES_KEY) or {}
         self.sources = source_list(self.labels, per_label)
         if batch_size < 1:
@@ -173,7 +99,7 @@ class TitleClassifier:
     # --- prediction -----------------------------------------------------------------------------------------
     def _batches(self, titles: Sequence[str]) -> Iterator[tuple[np.ndarray, dict]]:
         enc = self.tokenizer(list(titles), truncation=True, max_length=self.max_length)
-        order = np.argsort([len(ids) for ids in enc["input_ids"]], kind="stable")  # similar lengths share a batch
+        order = length_order([len(ids) for ids in enc["input_ids"]])
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
@@ -187,7 +113,7 @@ class TitleClassifier:
         if not titles:
             return scores
         for idx, batch in self._batches(titles):
-            scores[idx] = sigmoid(self._forward(dict(batch)))
+            scores[idx] = scores_from_logits(self._forward(dict(batch)), self._softmax_groups)
         if self._baseline is not None:  # labels the run's cross-fitted choice sent to the TF-IDF baseline
             base = self._baseline.predict_proba(np.asarray(titles, dtype=object))
             scores = combine(scores, base, self.sources).astype(np.float32)

@@ -115,6 +115,11 @@ def group_index(groups: list[LabelGroup], labels: list[str]) -> list[tuple[np.nd
     return [(np.array([labels.index(lab) for lab in g.labels]), g.kind == EXACTLY_ONE) for g in groups]
 
 
+def softmax_groups(group_loss: str, groups: list[LabelGroup], labels: list[str]) -> list[tuple[np.ndarray, bool]] | None:
+    """The groups trained with a softmax (group_loss: softmax), in `group_index` form; None: sigmoids only."""
+    return group_index(groups, labels) if group_loss == "softmax" and groups else None
+
+
 def describe(groups: list[LabelGroup]) -> str:
     if not groups:
         return "none (labels are decided independently)"

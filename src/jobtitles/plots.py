@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jobtitles.report import shipped_variant  # noqa: E402
+from jobtitles.run_result import RunResult  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:
@@ -22,15 +22,15 @@ def _save(fig, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_plots(run_dir: Path, results: dict) -> dict[str, str]:
+def write_plots(run_dir: Path, r: RunResult) -> dict[str, str]:
     out_dir = run_dir / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = results["labels"]
+    labels = r.labels
     made = {}
 
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
-    per = results["per_label"]
-    chosen = shipped_variant(results)
+    per = r.per_label
+    chosen = r.shipped_variant
     pos = np.arange(len(labels))
     ax.barh(pos - 0.2, [per[chosen][lab]["f1"] for lab in labels], height=0.4, label="transformer")
     if "baseline" in per:
@@ -43,7 +43,7 @@ def write_plots(run_dir: Path, results: dict) -> dict[str, str]:
     made["per-label F1"] = "plots/per_label_f1.png"
 
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
-    ax.barh(pos, [results["label_support"][lab] for lab in labels])
+    ax.barh(pos, [r.label_support[lab] for lab in labels])
     ax.set_yticks(pos, labels)
     ax.set_xscale("log")
     ax.set_xlabel("rows with the label (log scale)")
@@ -51,11 +51,11 @@ def write_plots(run_dir: Path, results: dict) -> dict[str, str]:
     made["label frequencies"] = "plots/label_frequencies.png"
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    folds = [f["fold"] + 1 for f in results["folds"]]
+    folds = [f["fold"] + 1 for f in r.folds]
     for key, name in (("test", "transformer"), ("test_tuned", "transformer tuned"), ("baseline", "baseline")):
-        if key in results["folds"][0]:
-            ax.plot(folds, [f[key]["micro_f1"] for f in results["folds"]], marker="o", label=f"{name} micro-F1")
-            ax.plot(folds, [f[key]["subset_accuracy"] for f in results["folds"]], marker="s", linestyle="--",
+        if key in r.folds[0]:
+            ax.plot(folds, [f[key]["micro_f1"] for f in r.folds], marker="o", label=f"{name} micro-F1")
+            ax.plot(folds, [f[key]["subset_accuracy"] for f in r.folds], marker="s", linestyle="--",
                     label=f"{name} subset acc.")
     ax.set_xticks(folds)
     ax.set_xlabel("fold")
@@ -64,7 +64,7 @@ def write_plots(run_dir: Path, results: dict) -> dict[str, str]:
     made["per-fold metrics"] = "plots/per_fold_metrics.png"
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    for f in results["folds"]:
+    for f in r.folds:
         hist = f.get("loss_history") or []
         if hist:
             ax.plot([h["step"] for h in hist], [h["loss"] for h in hist], label=f"fold {f['fold'] + 1}")

@@ -1,9 +1,14 @@
-"""Render cv_results.json as Markdown (report.md, model card) and as a console table. Numbers are only read
-from the results dict here, never recomputed, so every view shows the same figures."""
+"""Render a RunResult as Markdown (report.md, model card) and as a console table. Numbers are only read from
+the result here, never recomputed, so every view shows the same figures."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from jobtitles.metrics import METRICS
+
+if TYPE_CHECKING:
+    from jobtitles.run_result import RunResult
 
 NAMES = {"model": "transformer (threshold as configured)", "model_tuned": "transformer (tuned thresholds, cross-fitted)",
          "model_shrunk": "transformer (shrunk thresholds, cross-fitted)",
@@ -20,61 +25,53 @@ def fold_key(variant: str) -> str:
     return {"model": "test", "baseline": "baseline"}.get(variant, variant.replace("model", "test", 1))
 
 
-def shipped_variant(results: dict) -> str:
-    """The summary key of the decision rule the model ships with (older results: tuned if present)."""
-    rule = results.get("decision_rule")
-    if rule:
-        return rule["variant"]
-    return "model_tuned" if "model_tuned" in results["summary"] else "model"
-
-
 def fmt(cell: dict) -> str:
     return f"{cell['mean']:.4f} ± {cell['std']:.4f}"
 
 
-def metric_table(results: dict) -> str:
-    variants = [v for v in ORDER if v in results["summary"]]
+def metric_table(r: "RunResult") -> str:
+    variants = [v for v in ORDER if v in r.summary]
     head = "| metric | " + " | ".join(NAMES[v] for v in variants) + " |"
     rule = "|---|" + "---|" * len(variants)
     lines = [head, rule]
     for m in METRICS:
         arrow = " (lower is better)" if m in LOWER_IS_BETTER else ""
-        lines.append(f"| {m}{arrow} | " + " | ".join(fmt(results["summary"][v][m]) for v in variants) + " |")
+        lines.append(f"| {m}{arrow} | " + " | ".join(fmt(r.summary[v][m]) for v in variants) + " |")
     return "\n".join(lines)
 
 
-def label_table(results: dict) -> str:
-    per = results["per_label"]
-    chosen = shipped_variant(results)
+def label_table(r: "RunResult") -> str:
+    per = r.per_label
+    chosen = r.shipped_variant
     has_base = "baseline" in per
     head = "| label | support | precision | recall | F1 | threshold |" + (" baseline F1 |" if has_base else "")
     lines = [head, "|---|---|---|---|---|---|" + ("---|" if has_base else "")]
-    for lab in results["labels"]:
+    for lab in r.labels:
         m = per[chosen][lab]
-        row = (f"| {lab} | {results['label_support'][lab]} | {m['precision']:.4f} | {m['recall']:.4f} | "
-               f"{m['f1']:.4f} | {results['thresholds'][lab]:.2f} |")
+        row = (f"| {lab} | {r.label_support[lab]} | {m['precision']:.4f} | {m['recall']:.4f} | "
+               f"{m['f1']:.4f} | {r.thresholds[lab]:.2f} |")
         if has_base:
             row += f" {per['baseline'][lab]['f1']:.4f} |"
         lines.append(row)
     return "\n".join(lines)
 
 
-def fold_table(results: dict) -> str:
-    keys = [fold_key(v) for v in ORDER if v != "model_train" and fold_key(v) in results["folds"][0]]
+def fold_table(r: "RunResult") -> str:
+    keys = [fold_key(v) for v in ORDER if v != "model_train" and fold_key(v) in r.folds[0]]
     head = "| fold | train rows | test rows | " + " | ".join(f"{k} micro-F1 | {k} subset acc." for k in keys) + " |"
     lines = [head, "|---|---|---|" + "---|---|" * len(keys)]
-    for f in results["folds"]:
+    for f in r.folds:
         cells = " | ".join(f"{f[k]['micro_f1']:.4f} | {f[k]['subset_accuracy']:.4f}" for k in keys)
         lines.append(f"| {f['fold']} | {f['n_train']} | {f['n_test']} | {cells} |")
     return "\n".join(lines)
 
 
-def missing_text(results: dict) -> str:
-    missing = results["missing_labels"]
+def missing_text(r: "RunResult") -> str:
+    missing = r.missing_labels
     if not missing:
         return "Every label has at least one positive row in every test fold."
     items = [f"- **{lab}**: no positive row in test fold(s) {', '.join(str(k) for k in ks)} "
-             f"({results['label_support'][lab]} rows in all); its per-fold scores there say nothing about it."
+             f"({r.label_support[lab]} rows in all); its per-fold scores there say nothing about it."
              for lab, ks in missing.items()]
     return "\n".join(items)
 
@@ -82,12 +79,12 @@ def missing_text(results: dict) -> str:
 RARE_ROWS = 20  # labels with fewer rows are named, with their F1, in the card and on the console
 
 
-def weakest_labels(results: dict, n: int = 3) -> list[tuple[str, float, float | None]]:
+def weakest_labels(r: "RunResult", n: int = 3) -> list[tuple[str, float, float | None]]:
     """(label, out-of-fold F1 with the shipped rule, baseline F1) of the n labels with the lowest F1."""
-    per = results["per_label"]
-    chosen = shipped_variant(results)
+    per = r.per_label
+    chosen = r.shipped_variant
     rows = [(lab, per[chosen][lab]["f1"], per["baseline"][lab]["f1"] if "baseline" in per else None)
-            for lab in results["labels"]]
+            for lab in r.labels]
     return sorted(rows, key=lambda r: r[1])[:n]
 
 
@@ -95,20 +92,20 @@ def _vs_baseline(f1: float, base: float | None) -> str:
     return f"F1 {f1:.3f}" + (f" (baseline {base:.3f})" if base is not None else "")
 
 
-def rare_labels_text(results: dict) -> str:
-    rare = [lab for lab in results["labels"] if results["label_support"][lab] < RARE_ROWS]
+def rare_labels_text(r: "RunResult") -> str:
+    rare = [lab for lab in r.labels if r.label_support[lab] < RARE_ROWS]
     if not rare:
         return f"  every label has at least {RARE_ROWS} rows."
-    per, chosen = results["per_label"], shipped_variant(results)
+    per, chosen = r.per_label, r.shipped_variant
     return "\n".join(
-        f"  - **{lab}** ({results['label_support'][lab]} rows): out-of-fold "
+        f"  - **{lab}** ({r.label_support[lab]} rows): out-of-fold "
         + _vs_baseline(per[chosen][lab]["f1"], per["baseline"][lab]["f1"] if "baseline" in per else None)
         for lab in rare)
 
 
-def threshold_text(results: dict) -> str:
-    d = results["decision"]
-    text = f"Thresholds as configured (global {d['threshold']}); no tuning." if not d["tune_thresholds"] else (
+def threshold_text(r: "RunResult") -> str:
+    d = r.decision
+    text = f"Thresholds as configured (global {d.threshold}); no tuning." if not d.tune_thresholds else (
         "Per-label thresholds maximise the micro-F1 of all labels on out-of-fold scores (coordinate ascent from "
         "the configured thresholds); *shrunk* thresholds keep n / (n + tune_min_support) of each label's tuned "
         "move (n = its positives). Both are cross-fitted: fold k is scored with thresholds chosen on the other "
@@ -116,118 +113,117 @@ def threshold_text(results: dict) -> str:
         "configured thresholds by more than the fold-to-fold noise; the final model carries the adopted rule, "
         "chosen on all out-of-fold scores the same way as in the folds."
     )
-    rule = results.get("decision_rule")
-    if rule:
-        text += f"\n\n**Shipped rule: {rule['chosen']}.** Why: {rule['reason']}."
-    if results.get("label_groups"):
+    text += f"\n\n**Shipped rule: {r.decision_rule.chosen}.** Why: {r.decision_rule.reason}."
+    if r.label_groups:
         from jobtitles.label_groups import LabelGroup, describe
 
-        groups = describe([LabelGroup.from_json(g) for g in results["label_groups"]])
-        used = "used by the shipped rule" if results.get("label_groups_used") else "not used (did not win)"
+        groups = describe([LabelGroup.from_json(g) for g in r.label_groups])
+        used = "used by the shipped rule" if r.label_groups_used else "not used (did not win)"
         text += (f"\n\nLabel groups ({used}): {groups}. With groups, each exactly-one group takes its top label "
                  "and each at-most-one group its top label if it passes its threshold.")
-    if d.get("exclusive_label"):
-        text += (f"\n\n`{d['exclusive_label']}` (the label of rows without one) is exclusive: it is never decided "
+    if d.exclusive_label:
+        text += (f"\n\n`{d.exclusive_label}` (the label of rows without one) is exclusive: it is never decided "
                  "together with another label; where both pass, the higher score wins.")
-    notes = results.get("threshold_notes") or {}
+    notes = r.threshold_notes
     if notes:
         text += "\n\n" + "\n".join(f"- {lab}: {note}" for lab, note in notes.items())
     return text
 
 
-def sources_text(results: dict) -> str:
-    choice = results.get("score_sources")
+def sources_text(r: "RunResult") -> str:
+    choice = r.score_sources
     if not choice:
         return "Every label is scored by the transformer (`score_sources: transformer` or no baseline)."
-    f1 = choice["fold_macro_f1"]
+    f1 = choice.fold_macro_f1
     text = (f"Each label may take its score from the transformer, the TF-IDF baseline or their mean, chosen per fold "
             f"on the other folds' rows. Cross-fitted macro-F1 at the configured thresholds: transformer "
             f"{sum(f1['transformer']) / len(f1['transformer']):.4f}, per-label sources "
             f"{sum(f1['per_label']) / len(f1['per_label']):.4f}. "
-            f"**{'Adopted' if choice['adopted'] else 'Not adopted'}**: {choice['reason']}.")
-    if choice["adopted"]:
+            f"**{'Adopted' if choice.adopted else 'Not adopted'}**: {choice.reason}.")
+    if choice.adopted:
         text += ("\n\nThe model folder holds the baseline fitted on all rows (`baseline.skops`); `TitleClassifier`, "
                  "`predict.py` and every backend apply it to these labels. `pipeline(...)` returns the transformer's "
                  "scores only.")
     return text
 
 
-def final_text(results: dict) -> str:
-    check = results.get("final_fit_check")
+def final_text(r: "RunResult") -> str:
+    check = r.final_fit_check
     if check is None:
         return "Not trained yet (or `final_model: false`)."
-    m = check["train_rows"]
-    verdict = ("as expected" if check["ok"] else
+    m = check.train_rows
+    verdict = ("as expected" if check.ok else
                "**below what the fold models reached on unseen rows: its training went wrong; rerun with another "
                "seed before using it**")
-    return (f"Trained on all {results['n_rows']} titles. On its own training rows, with the saved thresholds: "
+    return (f"Trained on all {r.n_rows} titles. On its own training rows, with the saved thresholds: "
             f"micro-F1 {m['micro_f1']:.4f}, subset accuracy {m['subset_accuracy']:.4f} ({verdict}; expected at "
-            f"least {check['expected_min_micro_f1']:.4f}).")
+            f"least {check.expected_min_micro_f1:.4f}).")
 
 
-def _label_issues_text(results: dict) -> str:
-    section = (results.get("label_issues") or {}).get("report_section")
+def _label_issues_text(r: "RunResult") -> str:
+    section = (r.label_issues or {}).get("report_section")
     return f"\n{section}" if section else ""
 
 
-def render_report(results: dict) -> str:
-    plots = results.get("plots", {})
+def render_report(r: "RunResult") -> str:
+    plots = r.plots
     pics = "\n".join(f"![{name}]({path})" for name, path in plots.items())
-    base = f"\nBaseline: {results['baseline_name']}, same folds.\n" if results.get("baseline_name") else ""
-    d = results["decision"]
+    base = f"\nBaseline: {r.baseline_name}, same folds.\n" if r.baseline_name else ""
+    d = r.decision
     return f"""# Cross-validation report
 
-Data: `{results['train_file']}`, {results['n_rows']} titles used ({results['n_dropped']} rows dropped, see
-`dropped_rows.csv`), {len(results['labels'])} labels, {results['n_splits']}-fold MultilabelStratifiedKFold.
-Model: `{results['model_name_or_path']}`. Decision rule: threshold {d['threshold']}, at_least_one={d['at_least_one']},
-pos_weight={d['pos_weight']}; head initialised by {results.get('head_init', 'random')}.
+Data: `{r.train_file}`, {r.n_rows} titles used ({r.n_dropped} rows dropped, see
+`dropped_rows.csv`), {len(r.labels)} labels, {r.n_splits}-fold MultilabelStratifiedKFold.
+Model: `{r.model_name_or_path}`. Decision rule: threshold {d.threshold}, at_least_one={d.at_least_one},
+pos_weight={d.pos_weight}; head initialised by {r.head_init}; loss {r.group_loss}; trained in
+{r.precision.get('name', 'fp32')}.
 {base}
 ## Metrics (mean ± std over folds, test splits)
 
-{metric_table(results)}
+{metric_table(r)}
 
 ## Per label (out-of-fold, all rows)
 
-{label_table(results)}
+{label_table(r)}
 
 ## Thresholds
 
-{threshold_text(results)}
+{threshold_text(r)}
 
 ## Score sources
 
-{sources_text(results)}
+{sources_text(r)}
 
 ## Final model
 
-{final_text(results)}
+{final_text(r)}
 
 ## Labels missing from test folds
 
-{missing_text(results)}
+{missing_text(r)}
 
 ## Per fold
 
-{fold_table(results)}
+{fold_table(r)}
 
 ## Plots
 
 {pics}
 
 Every row's out-of-fold prediction is in `oof_predictions.csv` (`correct` = 0 marks the mistakes).
-{_label_issues_text(results)}
+{_label_issues_text(r)}
 """
 
 
-def console_table(results: dict) -> str:
-    variants = [v for v in ("model", shipped_variant(results), "baseline") if v in results["summary"]]
+def console_table(r: "RunResult") -> str:
+    variants = [v for v in ("model", r.shipped_variant, "baseline") if v in r.summary]
     variants = list(dict.fromkeys(variants))
     short = {v: v.replace("model_", "model ").replace("_", "+") for v in variants}
     short.update({"model": "model@thr", "baseline": "tfidf+LR"})
     lines = [f"{'metric':<18}" + "".join(f"{short[v]:>22}" for v in variants)]
     for m in METRICS:
-        lines.append(f"{m:<18}" + "".join(f"{fmt(results['summary'][v][m]):>22}" for v in variants))
-    weak = ", ".join(f"{lab} {_vs_baseline(f1, base)}" for lab, f1, base in weakest_labels(results))
-    lines.append(f"\nshipped rule: {results.get('decision_rule', {}).get('chosen', 'tuned')} thresholds; "
+        lines.append(f"{m:<18}" + "".join(f"{fmt(r.summary[v][m]):>22}" for v in variants))
+    weak = ", ".join(f"{lab} {_vs_baseline(f1, base)}" for lab, f1, base in weakest_labels(r))
+    lines.append(f"\nshipped rule: {r.decision_rule.chosen} thresholds; "
                  f"weakest labels: {weak}")
     return "\n".join(lines)

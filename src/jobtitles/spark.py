@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from jobtitles.errors import UserError
-from jobtitles.inference import ONNX_FILES, read_model_config
+from jobtitles.model_folder import ONNX_FILES, read_model_config
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 ROWS_PER_CALL = 10_000  # titles handed to TitleClassifier at once (= Arrow's default maxRecordsPerBatch); it

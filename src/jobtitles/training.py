@@ -25,10 +25,12 @@ from transformers import (
 )
 
 from jobtitles.embedded import resolve_model_path
-from jobtitles.errors import UserError, logger
+from jobtitles.errors import UserError
+from jobtitles.log import logger
 from jobtitles.head_init import linear_probe_init
-from jobtitles.losses import pos_weight, weighted_bce_loss
-from jobtitles.metrics import sigmoid
+from jobtitles.tokenization import dataset_length_order
+from jobtitles.activations import SoftmaxGroups, scores_from_logits
+from jobtitles.losses import group_softmax_loss, pos_weight, weighted_bce_loss
 
 PROBLEM_TYPE = "multi_label_classification"
 
@@ -190,15 +192,20 @@ class FoldRun:
     """Train one model on `train_ds`; score any split afterwards."""
 
     def __init__(self, model, args: TrainingArguments, train_ds: Dataset, tokenizer: PreTrainedTokenizerBase,
-                 y_train: np.ndarray, pos_weight_mode: str) -> None:
+                 y_train: np.ndarray, pos_weight_mode: str, softmax_groups: SoftmaxGroups = None) -> None:
         weights = pos_weight(y_train, pos_weight_mode)
+        self.softmax_groups = softmax_groups or None
+        if self.softmax_groups:
+            loss = group_softmax_loss(self.softmax_groups, y_train.shape[1], weights)
+        else:
+            loss = weighted_bce_loss(weights) if weights is not None else None
         self.trainer = _Trainer(
             model=model,
             args=args,
             train_dataset=train_ds,
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
-            compute_loss_func=weighted_bce_loss(weights) if weights is not None else None,
+            compute_loss_func=loss,
         )
         self.train_seconds = 0.0
 
@@ -208,14 +215,15 @@ class FoldRun:
         self.train_seconds = time.perf_counter() - start
 
     def scores(self, ds: Dataset) -> np.ndarray:
-        """Sigmoid scores (n, n_labels) in the rows' order; gathered from all processes in distributed runs.
+        """Scores (n, n_labels) in the rows' order (sigmoids; softmax within groups trained so); gathered from all
+        processes in distributed runs.
 
         Rows are predicted sorted by length (little padding per batch), then put back in order."""
-        order = np.argsort(np.asarray(ds["length"]), kind="stable") if "length" in ds.column_names else np.arange(len(ds))
+        order = dataset_length_order(ds)
         logits = self.trainer.predict(ds.select(order)).predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
         out = np.empty_like(logits, dtype=np.float64)
-        out[order] = sigmoid(logits)
+        out[order] = scores_from_logits(logits, self.softmax_groups)
         return out
 
     def loss_history(self) -> list[dict[str, float]]:

@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from jobtitles.errors import UserError, cli_entry, setup_logging
+from jobtitles.errors import UserError, cli_entry
+from jobtitles.log import setup_logging
 from jobtitles.serve.settings import API_KEY_ENV, BACKENDS, ServeSettings
 
 
@@ -44,7 +45,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     if args.max_body_mb <= 0 or args.batch_wait_ms < 0:
         raise UserError("--max_body_mb must be > 0 and --batch_wait_ms >= 0")
     if not (args.model / "config.json").is_file():
-        from jobtitles.inference import read_model_config
+        from jobtitles.model_folder import read_model_config
 
         read_model_config(args.model)  # raises the project's message for a wrong folder
     return ServeSettings(model_dir=args.model, backend=args.backend, max_titles=args.max_titles,

@@ -1,4 +1,5 @@
-"""Files of a run folder: cv_results.json, oof_predictions.csv, dropped_rows.csv, report.md + plots."""
+"""What a run writes in its folder: dropped_rows.csv at the start; oof_predictions.csv, label_issues.csv, plots,
+cv_results.json and report.md once at the end."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from jobtitles.data import LabeledData
 from jobtitles.io_utils import write_json, write_text
 from jobtitles.labels import join_labels
 from jobtitles.report import console_table, render_report
+from jobtitles.run_result import RunResult
 
 
 def _csv_text(header: list[str], rows) -> str:
@@ -35,35 +37,35 @@ def oof_rows(data: LabeledData, scores: np.ndarray, pred: np.ndarray):
                *[f"{s:.4f}" for s in scores[i]]]
 
 
-def write_cv_outputs(run_dir: Path, data: LabeledData, results: dict, label_issues: bool = True) -> None:
+def write_run_files(run_dir: Path, data: LabeledData, result: RunResult, label_issues: bool = True) -> None:
+    """Everything the run leaves besides folds/ and model/, written once at its end: oof_predictions.csv,
+    label_issues.csv, plots/, cv_results.json (complete: a rerun changes nothing) and report.md."""
     from jobtitles.plots import write_plots
 
-    scores, pred = results.pop("_oof_scores"), results.pop("_pred")
+    scores, pred = result.oof_scores, result.oof_predictions
     header = ["row", "title", "gold", "predicted", "correct", *[f"score:{lab}" for lab in data.labels]]
     write_text(run_dir / "oof_predictions.csv", _csv_text(header, oof_rows(data, scores, pred)))
     if label_issues:
-        write_label_issues_file(run_dir, data, scores, pred, results)
-    results["plots"] = write_plots(run_dir, results)
-    write_json(run_dir / "cv_results.json", results)
-    write_text(run_dir / "report.md", render_report(results))
+        result.label_issues = label_issues_summary(run_dir, data, scores, pred)
+    result.plots = write_plots(run_dir, result)
+    write_json(run_dir / "cv_results.json", result.to_json())
+    write_text(run_dir / "report.md", render_report(result))
 
 
-def write_label_issues_file(run_dir: Path, data: LabeledData, scores: np.ndarray, pred: np.ndarray,
-                            results: dict) -> None:
-    """label_issues.csv; its counts, report section and console line go into results (rendered once here:
-    report.md is rendered again after the final model). Suggestions are the shipped decision rule's
-    cross-fitted out-of-fold decisions (the same sets as oof_predictions.csv)."""
+def label_issues_summary(run_dir: Path, data: LabeledData, scores: np.ndarray, pred: np.ndarray) -> dict:
+    """Write label_issues.csv; its counts, report section and console line for the result. Suggestions are the
+    shipped decision rule's cross-fitted out-of-fold decisions (the same sets as oof_predictions.csv)."""
     from jobtitles.label_issues import console_line, find_label_issues, report_section, write_label_issues
 
     issues = find_label_issues(data.titles, data.rows, data.y, data.labels, scores, pred)
     path = write_label_issues(run_dir, issues)
     # the file's name, not its path: the same inputs give the same cv_results.json in any run folder
-    results["label_issues"] = {**issues.summary(), "file": path.name, "console": console_line(issues, Path(path.name)),
-                               "report_section": report_section(issues)}
+    return {**issues.summary(), "file": path.name, "console": console_line(issues, Path(path.name)),
+            "report_section": report_section(issues)}
 
 
-def print_summary(results: dict, run_dir: Path) -> None:
-    print(console_table(results))
-    if results.get("label_issues"):
-        print(results["label_issues"]["console"])
+def print_summary(result: RunResult, run_dir: Path) -> None:
+    print(console_table(result))
+    if result.label_issues:
+        print(result.label_issues["console"])
     print(f"\nrun folder: {run_dir}  (report.md, cv_results.json, oof_predictions.csv, model/)")

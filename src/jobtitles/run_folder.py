@@ -14,7 +14,8 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from jobtitles.errors import UserError, logger
+from jobtitles.errors import UserError
+from jobtitles.log import logger
 from jobtitles.io_utils import read_json, sha256_file, write_json
 
 RUN_INFO = "run_info.json"
@@ -61,6 +62,12 @@ def fingerprint(config: dict[str, Any], csv_path: Path) -> dict[str, Any]:
                 if k not in VOLATILE}
     # JSON round trip so a fresh fingerprint compares equal to one read back from run_info.json
     return json.loads(json.dumps({"csv_sha256": sha256_file(csv_path), "settings": settings}, default=str))
+
+
+def is_finished(run_dir: Path) -> bool:
+    """The run in this folder finished (cv_results.json says complete): a rerun of its command changes nothing."""
+    path = run_dir / "cv_results.json"
+    return path.is_file() and bool(read_json(path).get("complete"))
 
 
 def check_output_dir(run_dir: Path) -> None:

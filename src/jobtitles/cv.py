@@ -1,0 +1,202 @@
+"""The training job: check settings -> read the CSV -> K folds (each fold trained once, resumable) -> the run's
+figures (cv_summary) -> final model + card (final) -> the run's files, written once (run_files). This module
+only wires the steps and keeps the processes of a distributed run in step."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
+from transformers import TrainingArguments
+
+from jobtitles import run_files
+from jobtitles.config import ProjectArgs
+from jobtitles.cv_summary import FoldOutput, summarize
+from jobtitles.data import LabeledData, load_labeled_csv
+from jobtitles.decisions import decide, exclusive_index, threshold_vector
+from jobtitles.errors import UserError
+from jobtitles.folds import make_folds
+from jobtitles.hub import check_hub_settings, push
+from jobtitles.io_utils import read_json, save_npy, write_json
+from jobtitles.label_groups import softmax_groups
+from jobtitles.log import logger
+from jobtitles.metrics import multilabel_metrics
+from jobtitles.run_folder import (RunLock, check_output_dir, fingerprint, git_commit, is_finished, package_versions,
+                                  prepare_run_dir, resolved_config)
+from jobtitles.run_result import RunResult
+from jobtitles.tokenization import training_dataset
+from jobtitles.training import (FoldRun, Precision, check_max_length, cpu_threads, fresh_model, load_tokenizer,
+                                resolve_precision, run_args)
+
+
+def load_data(project: ProjectArgs) -> LabeledData:
+    return load_labeled_csv(
+        project.train_file, text_column=project.text_column, label_prefix=project.label_column_prefix,
+        delimiter=project.delimiter, encoding=project.encoding, empty_label=project.empty_label,
+        empty_titles=project.empty_titles, merge_label_variants=project.merge_label_variants,
+        n_splits=project.n_splits, max_rows=project.max_train_rows, label_groups=project.label_groups_spec(),
+    )
+
+
+def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
+    """Check every setting and the output folder, take the folder's lock, then run (or resume) the job."""
+    check_hub_settings(training)  # before hours of training, not after
+    state = PartialState()
+    run_dir = Path(training.output_dir)
+    if state.is_main_process:
+        check_output_dir(run_dir)
+    check_max_length(project.model_name_or_path, project.max_length)
+    precision = resolve_precision(project.precision)  # an impossible precision stops here, before any data is read
+    with RunLock(run_dir) if state.is_main_process else contextlib.nullcontext():
+        return _run(project, training, run_dir, state, precision)
+
+
+def check_data(data: LabeledData, project: ProjectArgs) -> None:
+    """Checks that need the labels or the row count: before any fold trains, not after."""
+    if len(data) < project.n_splits:
+        raise UserError(f"{project.train_file}: {len(data)} usable rows, fewer than n_splits={project.n_splits}; "
+                        f"add rows or lower n_splits (at least 2)")
+    threshold_vector(data.labels, project.decision_threshold, project.label_threshold_map())
+    if project.group_loss == "softmax" and not data.groups:
+        logger.warning("group_loss: softmax, but the labels have no exclusive groups (label_groups); every label "
+                       "trains with its own sigmoid")
+
+
+def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state: PartialState,
+         precision: Precision) -> Path:
+    start = time.perf_counter()
+    set_up_process(project, state, precision)
+    data = load_data(project)
+    check_data(data, project)
+    state.on_main_process(begin_run_folder)(run_dir, project, training, data, precision)
+    finished = broadcast(is_finished(run_dir) if state.is_main_process else None, state)
+    if finished:
+        return finished_run(run_dir, training, state)
+
+    tokenizer = load_tokenizer(project.model_name_or_path)
+    ds = training_dataset(data.titles, data.y, data.rows, tokenizer, project.max_length, project.pad_to_max_length)
+    folds = make_folds(data.y, project.n_splits, project.cv_shuffle, training.seed)
+    state.on_main_process(write_folds)(run_dir, folds, data)
+    outputs = [run_fold(k, train, test, len(folds), ds, tokenizer, data, project, training, run_dir, state)
+               for k, (train, test) in enumerate(folds)]
+    cv_seconds = time.perf_counter() - start
+
+    result = summarize(data, folds, outputs, project, training, cv_seconds, dataclasses.asdict(precision)) \
+        if state.is_main_process else None
+    result = broadcast(result, state)  # every process trains the final model with the same decision rule
+    if project.final_model:
+        from jobtitles.final import train_final
+
+        train_final(project, training, data, ds, tokenizer, result, run_dir, state)
+    if state.is_main_process:
+        result.timing.total_seconds = time.perf_counter() - start
+        result.complete = True
+        run_files.write_run_files(run_dir, data, result, label_issues=project.label_issues)
+        run_files.print_summary(result, run_dir)
+    state.wait_for_everyone()
+    return run_dir
+
+
+def set_up_process(project: ProjectArgs, state: PartialState, precision: Precision) -> None:
+    if not state.is_main_process:
+        logger.setLevel(logging.WARNING)  # one copy of the progress messages
+    if not torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes))
+        torch.set_num_threads(cpu_threads(project.cpu_threads, local))
+    logger.info(f"{state.num_processes} process{'es' if state.num_processes > 1 else ''} on {state.device}"
+                + ("" if torch.cuda.is_available() else f", {torch.get_num_threads()} threads each")
+                + f"; training in {precision.name} ({precision.reason})")
+
+
+def begin_run_folder(run_dir: Path, project: ProjectArgs, training: TrainingArguments, data: LabeledData,
+                     precision: Precision) -> None:
+    """Record the run's inputs (or find an earlier run with the same inputs to resume) and the dropped rows."""
+    config = resolved_config(project, training)
+    info = {"fingerprint": fingerprint(config, Path(project.train_file)), "config": config,
+            "versions": package_versions(), "git_commit": git_commit(), "train_file": str(project.train_file),
+            "precision": dataclasses.asdict(precision)}
+    if prepare_run_dir(run_dir, info, project.overwrite):
+        if is_finished(run_dir):
+            return
+        logger.info(f"{run_dir} holds an earlier run with the same inputs: resuming it")
+    run_files.write_dropped(run_dir, data)
+
+
+def write_folds(run_dir: Path, folds, data: LabeledData) -> None:
+    write_json(run_dir / "folds.json", [{"fold": k, "train_rows": [data.rows[i] for i in tr],
+                                         "test_rows": [data.rows[i] for i in te]} for k, (tr, te) in enumerate(folds)])
+
+
+def run_fold(k: int, train: np.ndarray, test: np.ndarray, n_folds: int, ds, tokenizer, data: LabeledData,
+             project: ProjectArgs, training: TrainingArguments, run_dir: Path, state: PartialState) -> FoldOutput:
+    """Fold k's output: read back when an earlier run of the same inputs finished it, else trained now."""
+    fold_dir = run_dir / "folds" / f"fold_{k}"
+    done = load_fold(fold_dir)
+    if done is not None:
+        logger.info(f"fold {k} ({k + 1} of {n_folds}): complete in {fold_dir}, skipped (resume)")
+        return done
+    logger.info(f"fold {k} ({k + 1} of {n_folds}): training on {len(train)} titles, testing on {len(test)}")
+    out = train_fold(k, train, test, ds, tokenizer, data, project, training, run_dir)
+    state.on_main_process(save_fold)(fold_dir, out)
+    state.wait_for_everyone()
+    return out
+
+
+def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
+               project: ProjectArgs, training: TrainingArguments, run_dir: Path) -> FoldOutput:
+    args = run_args(training, run_dir / "folds" / f"fold_{k}", project.precision, len(train), project.min_train_steps)
+    model = fresh_model(project.model_name_or_path, data.labels, training.seed + k, project.head_init,
+                        project.probe_c, ds.select(train), data.y[train], tokenizer)
+    fold = FoldRun(model, args, ds.select(train), tokenizer, data.y[train], project.pos_weight,
+                   softmax_groups(project.group_loss, data.groups, data.labels))
+    fold.train()
+    test_scores = fold.scores(ds.select(test))
+    train_metrics = None
+    if project.report_train_metrics:
+        train_pred = decide(fold.scores(ds.select(train)), project.decision_threshold, project.at_least_one,
+                            exclusive_index(data.labels, project.empty_label))
+        train_metrics = multilabel_metrics(data.y[train], train_pred)
+    return FoldOutput(test_scores, train_metrics, fold.train_seconds, fold.loss_history())
+
+
+def save_fold(fold_dir: Path, out: FoldOutput) -> None:
+    save_npy(fold_dir / "test_scores.npy", out.test_scores)
+    # result.json last: its presence marks the fold as complete, so a rerun of the same command skips it
+    write_json(fold_dir / "result.json", {"train_metrics": out.train_metrics, "train_seconds": out.train_seconds,
+                                           "loss_history": out.loss_history})
+
+
+def load_fold(fold_dir: Path) -> FoldOutput | None:
+    if not (fold_dir / "result.json").is_file():
+        return None
+    res = read_json(fold_dir / "result.json")
+    return FoldOutput(np.load(fold_dir / "test_scores.npy"), res["train_metrics"], res["train_seconds"],
+                      res["loss_history"])
+
+
+def broadcast(value, state: PartialState):
+    """The main process's value, on every process (only the main one reads and summarizes the run folder)."""
+    if state.num_processes == 1:
+        return value
+    box = [value]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def finished_run(run_dir: Path, training: TrainingArguments, state: PartialState) -> Path:
+    """A rerun of a finished run's command: say so, show its figures, write nothing (push only if asked)."""
+    if state.is_main_process:
+        logger.info(f"{run_dir} holds a finished run with the same inputs; nothing to do (its files are "
+                    "unchanged; --overwrite starts over)")
+        run_files.print_summary(RunResult.from_json(read_json(run_dir / "cv_results.json")), run_dir)
+        if training.push_to_hub and (run_dir / "model").is_dir():
+            push(run_dir / "model", training)
+    return run_dir

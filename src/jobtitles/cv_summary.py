@@ -1,0 +1,143 @@
+"""From the folds' test scores to the run's figures: out-of-fold assembly, the baseline and the per-label score
+sources, the cross-fitted decision rule, and the metrics of every candidate rule, in one `RunResult`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from transformers import TrainingArguments
+
+from jobtitles.baseline import BASELINE_NAME, baseline_scores
+from jobtitles.config import ProjectArgs
+from jobtitles.data import LabeledData
+from jobtitles.decisions import RuleChoice, choose_rule, decide, exclusive_index, threshold_vector
+from jobtitles.folds import missing_labels
+from jobtitles.label_groups import group_index, softmax_groups
+from jobtitles.metrics import mean_std, multilabel_metrics, per_label_metrics
+from jobtitles.report import fold_key
+from jobtitles.run_result import DecisionSettings, RuleSummary, RunResult, SourcesSummary, Timing
+from jobtitles.score_sources import SourceChoice, choose_sources
+
+Folds = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class FoldOutput:
+    """What one fold's training leaves: its test rows' scores and its training record."""
+
+    test_scores: np.ndarray
+    train_metrics: dict[str, float] | None
+    train_seconds: float
+    loss_history: list[dict]
+
+
+def out_of_fold(folds: Folds, outputs: list[FoldOutput], shape: tuple[int, int]) -> np.ndarray:
+    """Every row's score from the one model that did not train on it."""
+    oof = np.zeros(shape, dtype=np.float64)
+    for (_, test), out in zip(folds, outputs):
+        oof[test] = out.test_scores
+    return oof
+
+
+def variant_of(candidate: str) -> str:
+    """'tuned+groups' -> 'model_tuned_groups' (summary key); 'configured' -> 'model'."""
+    base, _, grouped = candidate.partition("+")
+    return "model" + ("" if base == "configured" else f"_{base}") + ("_groups" if grouped else "")
+
+
+def decide_per_fold(scores: np.ndarray, folds: Folds, thresholds: list[np.ndarray], at_least_one: bool,
+                    exclusive: int | None, groups=None) -> np.ndarray:
+    """Decisions for each test fold with that fold's own (cross-fitted) thresholds."""
+    pred = np.zeros(scores.shape, dtype=np.int8)
+    for (_, test), thr in zip(folds, thresholds):
+        pred[test] = decide(scores[test], thr, at_least_one, exclusive, groups)
+    return pred
+
+
+def candidate_decisions(oof: np.ndarray, folds: Folds, rule: RuleChoice, groups, at_least_one: bool,
+                        exclusive: int | None) -> dict[str, np.ndarray]:
+    """Out-of-fold decisions of every candidate rule the choice evaluated, by summary key."""
+    out = {}
+    for candidate in rule.fold_micro_f1:
+        base, _, grouped = candidate.partition("+")
+        out[variant_of(candidate)] = decide_per_fold(oof, folds, rule.fold_thresholds[base], at_least_one, exclusive,
+                                                     groups if grouped else None)
+    return out
+
+
+def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], project: ProjectArgs,
+              training: TrainingArguments, cv_seconds: float, precision: dict[str, str]) -> RunResult:
+    labels, y = data.labels, data.y
+    oof = out_of_fold(folds, outputs, y.shape)
+    default = threshold_vector(labels, project.decision_threshold, project.label_threshold_map())
+    exclusive = exclusive_index(labels, project.empty_label)
+    base_scores, baseline_seconds, sources = None, None, None
+    if project.baseline:  # the TF-IDF baseline on the same folds; optionally a per-label score source
+        t0 = time.perf_counter()
+        base_scores = baseline_scores(data.titles, y, folds, seed=training.seed)
+        baseline_seconds = time.perf_counter() - t0
+        if project.score_sources == "auto":
+            sources = choose_sources(oof, base_scores, y, folds, labels, default, project.at_least_one, exclusive)
+            oof = sources.scores  # the transformer's own scores unless the per-label rule was adopted
+    groups = group_index(data.groups, labels)
+    rule = choose_rule(oof, y, folds, labels, default, project.tune_min_support, project.at_least_one, exclusive,
+                       groups, tune=project.tune_thresholds)
+    variants = candidate_decisions(oof, folds, rule, groups, project.at_least_one, exclusive)
+    if base_scores is not None:  # decoded with the shipped rule's structure, at 0.5: like for like
+        variants["baseline"] = decide_per_fold(base_scores, folds, [np.full(len(labels), 0.5)] * len(folds),
+                                               project.at_least_one, exclusive, groups if rule.use_groups else None)
+    per_fold = fold_records(folds, outputs, variants, rule, y, labels)
+    summary = {name: mean_std([f[fold_key(name)] for f in per_fold]) for name in variants}
+    if project.report_train_metrics:
+        summary["model_train"] = mean_std([f["train"] for f in per_fold])
+    chosen = variant_of(rule.chosen)
+    return RunResult(
+        labels=labels, label_support=dict(zip(labels, y.sum(axis=0).astype(int).tolist())),
+        n_rows=len(y), n_dropped=len(data.dropped), n_splits=len(folds), train_file=str(project.train_file),
+        model_name_or_path=project.model_name_or_path,
+        decision=DecisionSettings(
+            threshold=project.decision_threshold, label_thresholds=project.label_threshold_map(),
+            tune_thresholds=project.tune_thresholds, tune_min_support=project.tune_min_support,
+            at_least_one=project.at_least_one, pos_weight=project.pos_weight,
+            exclusive_label=labels[exclusive] if exclusive is not None else None),
+        decision_rule=RuleSummary(chosen=rule.chosen, variant=chosen, reason=rule.reason, gain=rule.gain,
+                                  noise=rule.noise, fold_micro_f1=rule.fold_micro_f1,
+                                  fold_subset_accuracy=rule.fold_subset_accuracy),
+        label_groups=[g.to_json() for g in data.groups], label_groups_used=rule.use_groups,
+        score_sources=sources_summary(sources, labels),
+        head_init=project.head_init,
+        group_loss="softmax" if softmax_groups(project.group_loss, data.groups, labels) else "bce",
+        precision=precision,
+        thresholds=dict(zip(labels, np.asarray(rule.thresholds).tolist())), threshold_notes=rule.notes,
+        summary=summary, per_label={name: per_label_metrics(y, pred, labels) for name, pred in variants.items()},
+        missing_labels=missing_labels(y, folds, labels), folds=per_fold,
+        baseline_name=BASELINE_NAME if project.baseline else None,
+        timing=Timing(cv_seconds=cv_seconds, fold_train_seconds=[o.train_seconds for o in outputs],
+                      baseline_seconds=baseline_seconds),
+        oof_scores=oof, oof_predictions=variants[chosen],
+    )
+
+
+def fold_records(folds: Folds, outputs: list[FoldOutput], variants: dict[str, np.ndarray], rule: RuleChoice,
+                 y: np.ndarray, labels: list[str]) -> list[dict]:
+    """Per fold: sizes, training record, each variant's test metrics and the thresholds it was scored with."""
+    records = []
+    for k, ((train, test), out) in enumerate(zip(folds, outputs)):
+        rec = {"fold": k, "n_train": len(train), "n_test": len(test), "train": out.train_metrics,
+               "train_seconds": out.train_seconds, "loss_history": out.loss_history}
+        for base, per_fold in rule.fold_thresholds.items():
+            if base != "configured":
+                rec[f"thresholds_{base}"] = dict(zip(labels, per_fold[k].tolist()))
+        for name, pred in variants.items():
+            rec[fold_key(name)] = multilabel_metrics(y[test], pred[test])
+        records.append(rec)
+    return records
+
+
+def sources_summary(sources: SourceChoice | None, labels: list[str]) -> SourcesSummary | None:
+    if sources is None:
+        return None
+    return SourcesSummary(adopted=sources.adopted, reason=sources.reason, sources=dict(zip(labels, sources.sources)),
+                          fold_macro_f1=sources.fold_macro_f1, fold_micro_f1=sources.fold_micro_f1)

@@ -1,0 +1,137 @@
+"""The result of a training run: built once by cross-validation (and completed by the final model), rendered by
+report.md, the model card, the plots and the console, and saved once as cv_results.json (its JSON form)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Metrics = dict[str, float]  # metric name -> value (metrics.METRICS)
+MeanStd = dict[str, dict[str, float]]  # metric name -> {"mean": ..., "std": ...} over folds
+
+
+@dataclass
+class DecisionSettings:
+    """The decision settings of the run's config, as the report states them."""
+
+    threshold: float
+    label_thresholds: dict[str, float] | None
+    tune_thresholds: bool
+    tune_min_support: int
+    at_least_one: bool
+    pos_weight: str
+    exclusive_label: str | None  # the empty label, decided alone
+
+
+@dataclass
+class RuleSummary:
+    """Which decision rule the model ships with (decisions.RuleChoice without its arrays)."""
+
+    chosen: str  # "configured", "tuned", "shrunk", each optionally "+groups"
+    variant: str  # its key in `RunResult.summary` / `per_label`
+    reason: str
+    gain: float
+    noise: float
+    fold_micro_f1: dict[str, list[float]]
+    fold_subset_accuracy: dict[str, list[float]]
+
+
+@dataclass
+class SourcesSummary:
+    """The per-label score-source choice (score_sources.SourceChoice without its arrays)."""
+
+    adopted: bool
+    reason: str
+    sources: dict[str, str]  # label -> transformer | baseline | blend
+    fold_macro_f1: dict[str, list[float]]
+    fold_micro_f1: dict[str, list[float]]
+
+    def shipped(self) -> dict[str, str]:
+        """Labels the final model scores with the baseline or the blend (empty: the transformer only)."""
+        return {lab: src for lab, src in self.sources.items() if src != "transformer"} if self.adopted else {}
+
+
+@dataclass
+class Timing:
+    cv_seconds: float
+    fold_train_seconds: list[float]
+    baseline_seconds: float | None
+    final_train_seconds: float | None = None
+    total_seconds: float | None = None
+
+
+@dataclass
+class FitCheck:
+    """The final model scored on its own training rows with the saved decision rule."""
+
+    train_rows: Metrics
+    expected_min_micro_f1: float
+    ok: bool
+    label_recall: dict[str, float]
+
+
+@dataclass
+class RunResult:
+    labels: list[str]
+    label_support: dict[str, int]
+    n_rows: int
+    n_dropped: int
+    n_splits: int
+    train_file: str
+    model_name_or_path: str
+    decision: DecisionSettings
+    decision_rule: RuleSummary
+    label_groups: list[dict[str, Any]]  # label_groups.LabelGroup.to_json() of the detected or configured groups
+    label_groups_used: bool
+    score_sources: SourcesSummary | None
+    head_init: str
+    group_loss: str
+    precision: dict[str, str]  # training.Precision as a dict
+    thresholds: dict[str, float]  # the shipped thresholds
+    threshold_notes: dict[str, str]
+    summary: dict[str, MeanStd]  # variant ("model", "model_tuned", ..., "baseline", "model_train") -> figures
+    per_label: dict[str, dict[str, dict[str, float]]]  # variant -> label -> precision/recall/f1/support
+    missing_labels: dict[str, list[int]]  # label -> test folds without a positive row
+    folds: list[dict[str, Any]]  # per fold: sizes, seconds, loss history, metrics per variant, thresholds
+    baseline_name: str | None
+    timing: Timing
+    plots: dict[str, str] = field(default_factory=dict)
+    label_issues: dict[str, Any] | None = None
+    final_fit_check: FitCheck | None = None
+    final_loss_history: list[dict[str, Any]] | None = None
+    complete: bool = False  # set when the run finished: a rerun of the same command then changes nothing
+    # out-of-fold arrays, written to oof_predictions.csv rather than to the JSON
+    oof_scores: np.ndarray | None = field(default=None, repr=False, metadata={"json": False})
+    oof_predictions: np.ndarray | None = field(default=None, repr=False, metadata={"json": False})
+
+    @property
+    def shipped_variant(self) -> str:
+        return self.decision_rule.variant
+
+    def shipped_sources(self) -> dict[str, str]:
+        return self.score_sources.shipped() if self.score_sources else {}
+
+    def to_json(self) -> dict[str, Any]:
+        skip = {f.name for f in dataclasses.fields(self) if f.metadata.get("json") is False}
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in skip}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "RunResult":
+        """cv_results.json back to a result (a finished run's rerun shows its figures from it)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        values["decision"] = DecisionSettings(**d["decision"])
+        values["decision_rule"] = RuleSummary(**d["decision_rule"])
+        values["timing"] = Timing(**d["timing"])
+        if d.get("score_sources"):
+            values["score_sources"] = SourcesSummary(**d["score_sources"])
+        if d.get("final_fit_check"):
+            values["final_fit_check"] = FitCheck(**d["final_fit_check"])
+        return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
