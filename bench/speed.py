@@ -159,7 +159,7 @@ def worker_infer(model_dir: str, csv: str, n_latency: int, batch_size: int) -> d
     clf = TitleClassifier(model_dir, batch_size=batch_size)
     out["torch batch-1"] = _latency(clf.predict_scores, sample)
     out[f"torch batched ({batch_size}, length-sorted)"] = _throughput(clf.predict_scores, titles)
-    out.update(_torch_variants(clf, model_dir, device, sample, titles, batch_size))
+    out.update(_torch_variants(model_dir, device, sample, titles, batch_size))
     if device == "cpu":
         if not (Path(model_dir) / "onnx" / "model_int8.onnx").is_file():
             export_onnx(Path(model_dir), int8=True)
@@ -174,32 +174,25 @@ def worker_infer(model_dir: str, csv: str, n_latency: int, batch_size: int) -> d
     return out
 
 
-def _torch_variants(clf, model_dir: str, device: str, sample: list[str], titles: list[str], batch_size: int) -> dict:
-    """The torch backend's batching and tokenization with other arithmetic: bf16 weights, and torch.compile
-    (its compile time shown separately and included in an end-to-end figure)."""
+def _torch_variants(model_dir: str, device: str, sample: list[str], titles: list[str], batch_size: int) -> dict:
+    """The torch backend with other arithmetic, through TitleClassifier (same batching, tokenization and score
+    sources as every other row): bf16 weights, and torch.compile of the fp32 model (its compile time is shown
+    and included in an end-to-end figure)."""
     import torch
-    from transformers import AutoModelForSequenceClassification
+
+    from jobtitles.inference import TitleClassifier
 
     out = {}
-
-    def scorer(model):
-        def predict(batch_titles):
-            titles_ = [batch_titles] if isinstance(batch_titles, str) else batch_titles
-            with torch.inference_mode():
-                for _, batch in clf._batches(titles_):
-                    model(**{k: torch.as_tensor(v, device=device) for k, v in batch.items()}).logits.float()
-        return predict
-
-    bf16 = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.bfloat16).to(device).eval()
-    out["torch bf16 batch-1"] = _latency(scorer(bf16), sample)
-    out[f"torch bf16 batched ({batch_size})"] = _throughput(scorer(bf16), titles)
+    bf16 = TitleClassifier(model_dir, batch_size=batch_size, dtype="bfloat16")
+    out["torch bf16 batch-1"] = _latency(bf16.predict_scores, sample)
+    out[f"torch bf16 batched ({batch_size}, length-sorted)"] = _throughput(bf16.predict_scores, titles)
     del bf16
-    fp32 = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
-    compiled = torch.compile(fp32, dynamic=True)
+    clf = TitleClassifier(model_dir, batch_size=batch_size, dtype="float32")
+    clf.torch_model.forward = torch.compile(clf.torch_model.forward, dynamic=True)
     start = time.perf_counter()
-    scorer(compiled)(titles[:batch_size])  # first call compiles
+    clf.predict_scores(titles[:batch_size])  # first call compiles
     compile_s = time.perf_counter() - start
-    run = _throughput(scorer(compiled), titles)
+    run = _throughput(clf.predict_scores, titles)
     end_to_end = len(titles) / (compile_s + len(titles) / run["titles_per_s"])
     out[f"torch.compile batched ({batch_size})"] = {**run, "compile_s": compile_s}
     out[f"torch.compile batched ({batch_size}), compile time included"] = {"titles_per_s": end_to_end}

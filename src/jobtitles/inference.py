@@ -25,7 +25,8 @@ from jobtitles.tokenization import length_order
 
 class TitleClassifier:
     def __init__(self, model: str | Path, backend: str = "torch", batch_size: int = 64, device: str | None = None,
-                 threshold: float | None = None, max_length: int | None = None, threads: int | None = None) -> None:
+                 threshold: float | None = None, max_length: int | None = None, threads: int | None = None,
+                 dtype: str | None = None) -> None:
         self.model_dir = Path(model)
         self.threads = threads  # None: the libraries' default (every core); Spark passes its task's cores
         cfg = read_model_config(self.model_dir)
@@ -48,17 +49,23 @@ class TitleClassifier:
         positions = int(cfg.get("max_position_embeddings") or 512)  # a title never needs more than 128 tokens
         self.max_length = min(max_length or 128, int(self.tokenizer.model_max_length or positions), positions)
         self.backend = backend
-        self._forward = self._torch_forward(device) if backend == "torch" else self._onnx_forward(backend)
+        if dtype not in (None, "float32", "bfloat16"):
+            raise UserError(f"dtype must be float32 or bfloat16 (torch backend), found {dtype!r}")
+        self._forward = self._torch_forward(device, dtype) if backend == "torch" else self._onnx_forward(backend)
 
     # --- backends -------------------------------------------------------------------------------------------
-    def _torch_forward(self, device: str | None):
+    def _torch_forward(self, device: str | None, dtype_name: str | None = None):
         import torch
         from transformers import AutoModelForSequenceClassification
 
         if self.threads:
             torch.set_num_threads(self.threads)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        # default: bf16 on a GPU that has it; fp32 on CPU, where onnx-int8 is the fast backend (docs/benchmarks.md)
+        if dtype_name is None:
+            dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        else:
+            dtype = getattr(torch, dtype_name)
         try:
             with quiet_loading():
                 model = AutoModelForSequenceClassification.from_pretrained(str(self.model_dir), dtype=dtype)
@@ -67,6 +74,7 @@ class TitleClassifier:
                             f"{str(err).splitlines()[0][:200]}); the folder is damaged or incomplete: re-copy it "
                             "or retrain") from err
         model = model.to(device).eval()
+        self.torch_model = model  # the loaded transformers model (torch backend only)
 
         def forward(batch: dict) -> np.ndarray:
             with torch.inference_mode():
