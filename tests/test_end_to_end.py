@@ -350,3 +350,17 @@ def test_card_lists_the_settings_that_differ_from_the_defaults(run_dir):
     for hidden in ("| adam_beta1 ", "| head_init ", "| output_dir ", "| hub_token ", "| train_file ", "| seed ",
                    "| model_name_or_path "):
         assert hidden not in text, hidden  # defaults, paths of the training machine and secrets stay out
+
+
+def test_title_classifier_bf16_on_request(run_dir):
+    from jobtitles import TitleClassifier
+    from jobtitles.errors import UserError
+
+    titles = ["VP of Sales", "Chief Executive Officer", "Software Engineer", "Owner"]
+    fp32 = TitleClassifier(run_dir / "model")
+    bf16 = TitleClassifier(run_dir / "model", dtype="bfloat16")
+    assert fp32.torch_model.dtype == torch.float32 and bf16.torch_model.dtype == torch.bfloat16
+    a, b = fp32.predict_scores(titles), bf16.predict_scores(titles)
+    assert np.abs(a - b).max() < 0.05 and not np.array_equal(a, b)  # bf16 arithmetic, close to fp32
+    with pytest.raises(UserError, match="dtype must be float32 or bfloat16"):
+        TitleClassifier(run_dir / "model", dtype="float16")
