@@ -364,3 +364,19 @@ def test_title_classifier_bf16_on_request(run_dir):
     assert np.abs(a - b).max() < 0.05 and not np.array_equal(a, b)  # bf16 arithmetic, close to fp32
     with pytest.raises(UserError, match="dtype must be float32 or bfloat16"):
         TitleClassifier(run_dir / "model", dtype="float16")
+
+
+def test_random_head_end_to_end(tiny_csv, tiny_model_dir, tmp_path):
+    """head_init: random (the architecture's head, no linear probe) trains, decides and saves like the default."""
+    from conftest import tiny_train_argv
+    from jobtitles import TitleClassifier
+    from jobtitles.cli import train_main
+
+    out = tmp_path / "random_head"
+    assert train_main(tiny_train_argv(tiny_csv, tiny_model_dir, out, "--head_init", "random", "--label_issues",
+                                      "false")) == 0
+    res = read_json(out / "cv_results.json")
+    assert res["head_init"] == "random" and res["complete"]
+    assert "head initialised by random" in (out / "report.md").read_text()
+    labels = TitleClassifier(out / "model").predict(["VP of Sales", "CEO"])
+    assert all(labels) and all(set(ls) <= set(res["labels"]) for ls in labels)

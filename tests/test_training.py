@@ -112,3 +112,32 @@ def test_trainer_autocasts_to_bf16_on_cpu_only_when_asked(tiny_model_dir, tmp_pa
         handle.remove()
         assert layer.weight.dtype == torch.float32
     assert seen == {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def test_pos_weight_is_the_loss_the_trainer_minimises(tiny_model_dir, tmp_path):
+    """The weighted BCE reaches the real Trainer: its logged loss equals the weighted loss of the batch."""
+    import pytest
+
+    from jobtitles.losses import pos_weight
+
+    titles = ["Chief Executive Officer", "VP Sales", "Sales Manager", "Software Engineer", "Head of HR",
+              "Director of Finance", "Account Executive", "CTO"]
+    y = np.array([[1, 0], [1, 0], [0, 1], [0, 0], [0, 0], [1, 0], [0, 0], [1, 0]], dtype=np.float32)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ds = training_dataset(titles, y, list(range(len(titles))), tok, 16)
+    model = build_model(str(tiny_model_dir), ["a", "b"], seed=0)
+    for module in model.modules():  # no dropout: the training-mode forward equals the one below
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=len(titles),
+                             learning_rate=0.0, logging_steps=1, report_to="none", save_strategy="no", use_cpu=True)
+    run = FoldRun(model, args, ds, tok, y, "inverse_frequency")
+    run.train()
+    model.eval()
+    with torch.no_grad():
+        logits = model(**tok(titles, padding=True, return_tensors="pt")).logits
+    weights = torch.tensor(pos_weight(y, "inverse_frequency"))
+    expected = torch.nn.BCEWithLogitsLoss(pos_weight=weights)(logits, torch.tensor(y)).item()
+    plain = torch.nn.BCEWithLogitsLoss()(logits, torch.tensor(y)).item()
+    assert weights.tolist() == pytest.approx([1.0, 7.0]) and abs(expected - plain) > 0.05
+    assert run.loss_history()[0]["loss"] == pytest.approx(expected, rel=1e-3)
