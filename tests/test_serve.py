@@ -423,3 +423,17 @@ def test_first_use_export_without_cv_rows_serves_the_fp32_onnx(model_dir, tmp_pa
     choice = choose_backend(folder, None)
     assert choice.backend == "onnx" and "could not be checked" in choice.reason
     assert (folder / "onnx" / "model.onnx").is_file() and not (folder / "onnx" / "model_int8.onnx").exists()
+
+
+def test_threads_reach_the_model_and_bad_values_are_one_line(model_dir):
+    from jobtitles.errors import UserError
+    from jobtitles.serve.cli import build_parser, settings_from_args
+
+    settings = settings_from_args(build_parser().parse_args(["--model", str(model_dir), "--threads", "1"]))
+    assert settings.threads == 1
+    app = create_app(model_dir, backend="torch", threads=1)
+    with BackgroundServer(app) as srv:
+        assert httpx.post(srv.url + "/predict", json={"titles": TITLES}).status_code == 200
+        assert app.state.loaded.predictor.clf.threads == 1
+    with pytest.raises(UserError, match=r"--threads: expected 0 \(every core\) or a positive number, found -1"):
+        settings_from_args(build_parser().parse_args(["--model", str(model_dir), "--threads", "-1"]))

@@ -51,8 +51,7 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
     check_hub_settings(training)  # before hours of training, not after
     state = PartialState()
     run_dir = Path(training.output_dir)
-    if state.is_main_process:
-        check_output_dir(run_dir)
+    state.on_main_process(check_output_dir)(run_dir)  # only the main process writes in the run folder
     check_max_length(project.model_name_or_path, project.max_length)
     precision = resolve_precision(project.precision)  # an impossible precision stops here, before any data is read
     with RunLock(run_dir) if state.is_main_process else contextlib.nullcontext():
@@ -77,7 +76,7 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
     data = load_data(project)
     check_data(data, project)
     state.on_main_process(begin_run_folder)(run_dir, project, training, data, precision)
-    finished = broadcast(is_finished(run_dir) if state.is_main_process else None, state)
+    finished = broadcast(state.on_main_process(is_finished)(run_dir), state)
     if finished:
         return finished_run(run_dir, training, state)
 
@@ -89,20 +88,24 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
                for k, (train, test) in enumerate(folds)]
     cv_seconds = time.perf_counter() - start
 
-    result = summarize(data, folds, outputs, project, training, cv_seconds, dataclasses.asdict(precision)) \
-        if state.is_main_process else None
+    result = state.on_main_process(summarize)(data, folds, outputs, project, training, cv_seconds,
+                                              dataclasses.asdict(precision))
     result = broadcast(result, state)  # every process trains the final model with the same decision rule
     if project.final_model:
         from jobtitles.final import train_final
 
         train_final(project, training, data, ds, tokenizer, result, run_dir, state)
-    if state.is_main_process:
-        result.timing.total_seconds = time.perf_counter() - start
-        result.complete = True
-        run_files.write_run_files(run_dir, data, result, label_issues=project.label_issues)
-        run_files.print_summary(result, run_dir)
+    state.on_main_process(finish_run)(run_dir, data, result, project, time.perf_counter() - start)
     state.wait_for_everyone()
     return run_dir
+
+
+def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: ProjectArgs, seconds: float) -> None:
+    """Write the run's files once, marked complete (a rerun of the same command then changes nothing)."""
+    result.timing.total_seconds = seconds
+    result.complete = True
+    run_files.write_run_files(run_dir, data, result, label_issues=project.label_issues)
+    run_files.print_summary(result, run_dir)
 
 
 def set_up_process(project: ProjectArgs, state: PartialState, precision: Precision) -> None:
@@ -193,10 +196,13 @@ def broadcast(value, state: PartialState):
 
 def finished_run(run_dir: Path, training: TrainingArguments, state: PartialState) -> Path:
     """A rerun of a finished run's command: say so, show its figures, write nothing (push only if asked)."""
-    if state.is_main_process:
-        logger.info(f"{run_dir} holds a finished run with the same inputs; nothing to do (its files are "
-                    "unchanged; --overwrite starts over)")
-        run_files.print_summary(RunResult.from_json(read_json(run_dir / "cv_results.json")), run_dir)
-        if training.push_to_hub and (run_dir / "model").is_dir():
-            push(run_dir / "model", training)
+    state.on_main_process(show_finished_run)(run_dir, training)
     return run_dir
+
+
+def show_finished_run(run_dir: Path, training: TrainingArguments) -> None:
+    logger.info(f"{run_dir} holds a finished run with the same inputs; nothing to do (its files are "
+                "unchanged; --overwrite starts over)")
+    run_files.print_summary(RunResult.from_json(read_json(run_dir / "cv_results.json")), run_dir)
+    if training.push_to_hub and (run_dir / "model").is_dir():
+        push(run_dir / "model", training)

@@ -51,7 +51,8 @@ def _load(settings: ServeSettings) -> Loaded:
     choice = (BackendChoice(settings.backend, settings.backend_reason) if settings.backend and settings.backend_reason
               else choose_backend(settings.model_dir, settings.backend))
     logger.info("backend %s (%s)", choice.backend, choice.reason)
-    clf = TitleClassifier(settings.model_dir, backend=choice.backend, batch_size=settings.batch_size)
+    clf = TitleClassifier(settings.model_dir, backend=choice.backend, batch_size=settings.batch_size,
+                          threads=settings.threads or None)
     predictor = Predictor(clf)
     predictor.predict(["warm-up"])  # first call allocates; do it before the first request
     batcher = MicroBatcher(predictor, settings.batch_wait_ms, settings.max_batch_titles, settings.batching)

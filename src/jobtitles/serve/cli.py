@@ -34,11 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Micro-batching: after a request arrives, wait this long for others to share its model call.")
     p.add_argument("--max_batch_titles", type=int, default=d.max_batch_titles, help="Titles per shared model call.")
     p.add_argument("--no_batching", action="store_true", help="Every request is its own model call.")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help="Intra-op threads of the model (0: every core); fewer leave cores to the HTTP side.")
+    p.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+                   help="uvicorn's event loop (auto: uvloop when installed).")
+    p.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"],
+                   help="uvicorn's HTTP parser (auto: httptools when installed).")
     p.add_argument("--log_level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return p
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    if args.threads < 0:
+        raise UserError(f"--threads: expected 0 (every core) or a positive number, found {args.threads}")
     for name in ("max_titles", "max_batch_titles"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name}: expected a positive number, found {getattr(args, name)}")
@@ -51,7 +59,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(model_dir=args.model, backend=args.backend, max_titles=args.max_titles,
                          max_body_mb=args.max_body_mb, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
                          batch_wait_ms=args.batch_wait_ms, max_batch_titles=args.max_batch_titles,
-                         batching=not args.no_batching)
+                         batching=not args.no_batching, threads=args.threads)
 
 
 @cli_entry
@@ -74,5 +82,6 @@ def serve_main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     # uvicorn handles SIGINT/SIGTERM: it stops accepting, lets requests in flight finish, then runs the
     # lifespan shutdown (which drains the batcher).
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30,
+                loop=args.loop, http=args.http)
     return 0

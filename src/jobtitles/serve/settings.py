@@ -22,6 +22,7 @@ class ServeSettings:
     max_batch_titles: int = 64        # titles per model call when coalescing requests
     batching: bool = True             # False: every request is its own model call
     batch_size: int = 64              # TitleClassifier's batch size inside one model call
+    threads: int = 0                  # intra-op threads of the model (0: the library default, every core)
 
     @property
     def max_body_bytes(self) -> int:
