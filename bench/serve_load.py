@@ -181,7 +181,8 @@ def main() -> int:
     p.add_argument("--configs", default="wait2ms,wait0ms,no_batching",
                    help="Comma list of: wait2ms (--batch_wait_ms 2), wait0ms (--batch_wait_ms 0: only what queued "
                         "while the model was busy), no_batching (--no_batching), wait0ms_h11 (wait0ms on plain "
-                        "asyncio + h11, uvicorn without its [standard] extras), wait0ms_1thread (--threads 1).")
+                        "asyncio + h11, uvicorn without its [standard] extras), wait0ms_1thread (--threads 1), wait0ms_b32 / "
+                        "wait0ms_b16 (--batch_size 32 / 16: smaller length-sorted forward passes in a model call).")
     p.add_argument("--output", type=Path, help="Write the results as JSON here too.")
     args = p.parse_args()
 
@@ -196,7 +197,9 @@ def main() -> int:
     print(json.dumps({"in_process_before": results["in_process_before"]}), flush=True)
     flags = {"wait2ms": ["--batch_wait_ms", "2"], "wait0ms": ["--batch_wait_ms", "0"], "no_batching": ["--no_batching"],
              "wait0ms_h11": ["--batch_wait_ms", "0", "--loop", "asyncio", "--http", "h11"],
-             "wait0ms_1thread": ["--batch_wait_ms", "0", "--threads", "1"]}
+             "wait0ms_1thread": ["--batch_wait_ms", "0", "--threads", "1"],
+             "wait0ms_b32": ["--batch_wait_ms", "0", "--batch_size", "32"],
+             "wait0ms_b16": ["--batch_wait_ms", "0", "--batch_size", "16"]}
     for name in args.configs.split(","):
         port = free_port()
         proc = start_server(args.model, port, flags[name])

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Micro-batching: after a request arrives, wait this long for others to share its model call.")
     p.add_argument("--max_batch_titles", type=int, default=d.max_batch_titles, help="Titles per shared model call.")
     p.add_argument("--no_batching", action="store_true", help="Every request is its own model call.")
+    p.add_argument("--batch_size", type=int, default=d.batch_size,
+                   help="Titles per forward pass inside one model call (length-sorted sub-batches).")
     p.add_argument("--threads", type=int, default=d.threads,
                    help="Intra-op threads of the model (0: every core); fewer leave cores to the HTTP side.")
     p.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     if args.threads < 0:
         raise UserError(f"--threads: expected 0 (every core) or a positive number, found {args.threads}")
-    for name in ("max_titles", "max_batch_titles"):
+    for name in ("max_titles", "max_batch_titles", "batch_size"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name}: expected a positive number, found {getattr(args, name)}")
     if args.max_body_mb <= 0 or args.batch_wait_ms < 0:
@@ -59,7 +61,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(model_dir=args.model, backend=args.backend, max_titles=args.max_titles,
                          max_body_mb=args.max_body_mb, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
                          batch_wait_ms=args.batch_wait_ms, max_batch_titles=args.max_batch_titles,
-                         batching=not args.no_batching, threads=args.threads)
+                         batching=not args.no_batching, threads=args.threads, batch_size=args.batch_size)
 
 
 @cli_entry
