@@ -123,6 +123,8 @@ class RunResult:
         """cv_results.json back to a result (a finished run's rerun shows its figures from it)."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
+        values.setdefault("group_loss", "bce")  # results of runs made before these settings existed
+        values.setdefault("precision", {})
         values["decision"] = DecisionSettings(**d["decision"])
         values["decision_rule"] = RuleSummary(**d["decision_rule"])
         values["timing"] = Timing(**d["timing"])
