@@ -4,18 +4,17 @@ softmax within each exclusive group, whose "none of them" class of an at-most-on
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import softmax
 
+from jobtitles.decisions import Groups
 from jobtitles.metrics import sigmoid
 
-SoftmaxGroups = "list[tuple[np.ndarray, bool]] | None"  # (column indices, exactly_one), as decisions.Groups
 
-
-def scores_from_logits(logits: np.ndarray, softmax_groups: SoftmaxGroups = None) -> np.ndarray:
+def scores_from_logits(logits: np.ndarray, softmax_groups: Groups = None) -> np.ndarray:
     scores = sigmoid(logits)
     for cols, exactly_one in softmax_groups or []:
         z = np.asarray(logits, dtype=np.float64)[:, cols]
         if not exactly_one:
             z = np.concatenate([z, np.zeros((len(z), 1))], axis=1)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        scores[:, cols] = (z / z.sum(axis=1, keepdims=True))[:, :len(cols)]
+        scores[:, cols] = softmax(z, axis=1)[:, :len(cols)]
     return scores

@@ -12,10 +12,11 @@ from transformers import TrainingArguments
 from jobtitles.baseline import BASELINE_NAME, baseline_scores
 from jobtitles.config import ProjectArgs
 from jobtitles.data import LabeledData
-from jobtitles.decisions import RuleChoice, choose_rule, decide, exclusive_index, threshold_vector
+from jobtitles.decisions import (RuleChoice, choose_rule, decide_per_fold, exclusive_index, fold_metrics,
+                                 threshold_vector)
 from jobtitles.folds import missing_labels
 from jobtitles.label_groups import group_index, softmax_groups
-from jobtitles.metrics import mean_std, multilabel_metrics, per_label_metrics
+from jobtitles.metrics import mean_std, per_label_metrics
 from jobtitles.report import fold_key
 from jobtitles.run_result import DecisionSettings, RuleSummary, RunResult, SourcesSummary, Timing
 from jobtitles.score_sources import SourceChoice, choose_sources
@@ -47,15 +48,6 @@ def variant_of(candidate: str) -> str:
     return "model" + ("" if base == "configured" else f"_{base}") + ("_groups" if grouped else "")
 
 
-def decide_per_fold(scores: np.ndarray, folds: Folds, thresholds: list[np.ndarray], at_least_one: bool,
-                    exclusive: int | None, groups=None) -> np.ndarray:
-    """Decisions for each test fold with that fold's own (cross-fitted) thresholds."""
-    pred = np.zeros(scores.shape, dtype=np.int8)
-    for (_, test), thr in zip(folds, thresholds):
-        pred[test] = decide(scores[test], thr, at_least_one, exclusive, groups)
-    return pred
-
-
 def candidate_decisions(oof: np.ndarray, folds: Folds, rule: RuleChoice, groups, at_least_one: bool,
                         exclusive: int | None) -> dict[str, np.ndarray]:
     """Out-of-fold decisions of every candidate rule the choice evaluated, by summary key."""
@@ -79,15 +71,17 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
         base_scores = baseline_scores(data.titles, y, folds, seed=training.seed)
         baseline_seconds = time.perf_counter() - t0
         if project.score_sources == "auto":
-            sources = choose_sources(oof, base_scores, y, folds, labels, default, project.at_least_one, exclusive)
+            softmax = softmax_groups(project.group_loss, data.groups, labels) or []
+            sources = choose_sources(oof, base_scores, y, folds, labels, default, project.at_least_one, exclusive,
+                                     frozenset(int(j) for cols, _ in softmax for j in cols))
             oof = sources.scores  # the transformer's own scores unless the per-label rule was adopted
     groups = group_index(data.groups, labels)
     rule = choose_rule(oof, y, folds, labels, default, project.tune_min_support, project.at_least_one, exclusive,
                        groups, tune=project.tune_thresholds)
     variants = candidate_decisions(oof, folds, rule, groups, project.at_least_one, exclusive)
     if base_scores is not None:  # decoded with the shipped rule's structure, at 0.5: like for like
-        variants["baseline"] = decide_per_fold(base_scores, folds, [np.full(len(labels), 0.5)] * len(folds),
-                                               project.at_least_one, exclusive, groups if rule.use_groups else None)
+        variants["baseline"] = decide_per_fold(base_scores, folds, np.full(len(labels), 0.5), project.at_least_one,
+                                               exclusive, groups if rule.use_groups else None)
     per_fold = fold_records(folds, outputs, variants, rule, y, labels)
     summary = {name: mean_std([f[fold_key(name)] for f in per_fold]) for name in variants}
     if project.report_train_metrics:
@@ -123,6 +117,7 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
 def fold_records(folds: Folds, outputs: list[FoldOutput], variants: dict[str, np.ndarray], rule: RuleChoice,
                  y: np.ndarray, labels: list[str]) -> list[dict]:
     """Per fold: sizes, training record, each variant's test metrics and the thresholds it was scored with."""
+    metrics = {name: fold_metrics(y, pred, folds) for name, pred in variants.items()}
     records = []
     for k, ((train, test), out) in enumerate(zip(folds, outputs)):
         rec = {"fold": k, "n_train": len(train), "n_test": len(test), "train": out.train_metrics,
@@ -130,8 +125,8 @@ def fold_records(folds: Folds, outputs: list[FoldOutput], variants: dict[str, np
         for base, per_fold in rule.fold_thresholds.items():
             if base != "configured":
                 rec[f"thresholds_{base}"] = dict(zip(labels, per_fold[k].tolist()))
-        for name, pred in variants.items():
-            rec[fold_key(name)] = multilabel_metrics(y[test], pred[test])
+        for name, per_fold in metrics.items():
+            rec[fold_key(name)] = per_fold[k]
         records.append(rec)
     return records
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from jobtitles.metrics import multilabel_metrics
+
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
 
@@ -50,6 +52,22 @@ def decide(scores: np.ndarray, thresholds: np.ndarray | float, at_least_one: boo
         pred[both & ~empty_wins, exclusive] = False
         pred[np.ix_(empty_wins, others)] = False
     return pred.astype(np.int8)
+
+
+def decide_per_fold(scores: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
+                    thresholds: np.ndarray | list[np.ndarray], at_least_one: bool, exclusive: int | None = None,
+                    groups: Groups = None) -> np.ndarray:
+    """Out-of-fold decisions: each test fold decided with its own thresholds (a list, one per fold: chosen on
+    the other folds' rows) or with the same ones."""
+    pred = np.zeros(np.shape(scores), dtype=np.int8)
+    for k, (_, test) in enumerate(folds):
+        thr = thresholds[k] if isinstance(thresholds, list) else thresholds
+        pred[test] = decide(scores[test], thr, at_least_one, exclusive, groups)
+    return pred
+
+
+def fold_metrics(y: np.ndarray, pred: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
+    return [multilabel_metrics(y[test], pred[test]) for _, test in folds]
 
 
 def exclusive_index(labels: list[str], empty_label: str | None) -> int | None:
@@ -147,8 +165,6 @@ def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray,
 
     The rule the model ships with is evaluated as it is: a label is tuned in the final thresholds only if it
     was tunable (had `min_support` positives in the tuning rows) in every fold."""
-    from jobtitles.metrics import multilabel_metrics
-
     y = np.asarray(y)
     fold_thr: dict[str, list[np.ndarray]] = {"configured": [default] * len(folds)}
     always = set(range(len(labels)))
@@ -164,9 +180,8 @@ def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray,
     exact: dict[str, list[float]] = {}
     for name, grouped in candidates:
         key = name + ("+groups" if grouped else "")
-        per_fold = [multilabel_metrics(y[test], decide(scores[test], fold_thr[name][k], at_least_one, exclusive,
-                                                       groups if grouped else None))
-                    for k, (_, test) in enumerate(folds)]
+        pred = decide_per_fold(scores, folds, fold_thr[name], at_least_one, exclusive, groups if grouped else None)
+        per_fold = fold_metrics(y, pred, folds)
         f1[key] = [m["micro_f1"] for m in per_fold]
         exact[key] = [m["subset_accuracy"] for m in per_fold]
     others = [k for k in f1 if k != "configured"]

@@ -27,6 +27,8 @@ class TitleClassifier:
     def __init__(self, model: str | Path, backend: str = "torch", batch_size: int = 64, device: str | None = None,
                  threshold: float | None = None, max_length: int | None = None, threads: int | None = None,
                  dtype: str | None = None) -> None:
+        if dtype not in (None, "float32", "bfloat16"):  # checked before anything is loaded
+            raise UserError(f"dtype must be float32 or bfloat16 (torch backend), found {dtype!r}")
         self.model_dir = Path(model)
         self.threads = threads  # None: the libraries' default (every core); Spark passes its task's cores
         cfg = read_model_config(self.model_dir)
@@ -49,8 +51,6 @@ class TitleClassifier:
         positions = int(cfg.get("max_position_embeddings") or 512)  # a title never needs more than 128 tokens
         self.max_length = min(max_length or 128, int(self.tokenizer.model_max_length or positions), positions)
         self.backend = backend
-        if dtype not in (None, "float32", "bfloat16"):
-            raise UserError(f"dtype must be float32 or bfloat16 (torch backend), found {dtype!r}")
         self._forward = self._torch_forward(device, dtype) if backend == "torch" else self._onnx_forward(backend)
 
     # --- backends -------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jobtitles.decisions import decide, paired_gain
-from jobtitles.metrics import multilabel_metrics, per_label_metrics
+from jobtitles.decisions import decide_per_fold, fold_metrics, paired_gain
+from jobtitles.metrics import per_label_metrics
 
 SOURCES = ("transformer", "baseline", "blend")
 BASELINE_FILE = "baseline.skops"
@@ -42,11 +42,13 @@ def combine(transformer: np.ndarray, baseline: np.ndarray | None, sources: list[
 
 
 def best_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray, labels: list[str],
-                 thresholds: np.ndarray) -> list[str]:
-    """Each label's source with the highest F1 of that label at its threshold; ties keep the transformer."""
+                 thresholds: np.ndarray, transformer_only: frozenset[int] = frozenset()) -> list[str]:
+    """Each label's source with the highest F1 of that label at its threshold; ties keep the transformer, and
+    so do the labels in `transformer_only`."""
     f1 = {s: per_label_metrics(y, combine(transformer, baseline, [s] * len(labels)) >= thresholds, labels)
           for s in SOURCES}
-    return [max(SOURCES, key=lambda s: (f1[s][lab]["f1"], s == "transformer")) for lab in labels]
+    return ["transformer" if j in transformer_only else max(SOURCES, key=lambda s: (f1[s][lab]["f1"], s == "transformer"))
+            for j, lab in enumerate(labels)]
 
 
 @dataclass
@@ -63,29 +65,31 @@ class SourceChoice:
 
 def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
                    folds: list[tuple[np.ndarray, np.ndarray]], labels: list[str], thresholds: np.ndarray,
-                   at_least_one: bool, exclusive: int | None) -> SourceChoice:
+                   at_least_one: bool, exclusive: int | None,
+                   transformer_only: frozenset[int] = frozenset()) -> SourceChoice:
+    """`transformer_only`: labels whose score must stay the transformer's (softmax-trained groups, whose scores
+    sum to one only as a whole)."""
     combined = np.zeros_like(transformer, dtype=np.float64)
     fold_sources = []
     for _, test in folds:
         others = np.setdiff1d(np.arange(len(y)), test)
-        chosen = best_sources(transformer[others], baseline[others], y[others], labels, thresholds)
+        chosen = best_sources(transformer[others], baseline[others], y[others], labels, thresholds, transformer_only)
         fold_sources.append(chosen)
         combined[test] = combine(transformer[test], baseline[test], chosen)
 
-    def fold_metrics(scores: np.ndarray, key: str) -> list[float]:
-        return [multilabel_metrics(y[test], decide(scores[test], thresholds, at_least_one, exclusive))[key]
-                for _, test in folds]
+    per_fold = {name: fold_metrics(y, decide_per_fold(scores, folds, thresholds, at_least_one, exclusive), folds)
+                for name, scores in (("transformer", transformer), ("per_label", combined))}
 
-    macro = {"transformer": fold_metrics(transformer, "macro_f1"), "per_label": fold_metrics(combined, "macro_f1")}
-    micro = {"transformer": fold_metrics(transformer, "micro_f1"), "per_label": fold_metrics(combined, "micro_f1")}
+    def metric(key: str) -> dict[str, list[float]]:
+        return {name: [m[key] for m in folds_] for name, folds_ in per_fold.items()}
+
+    macro, micro, exact = metric("macro_f1"), metric("micro_f1"), metric("subset_accuracy")
     macro_gain, macro_noise = paired_gain(macro["transformer"], macro["per_label"])
     micro_gain, micro_noise = paired_gain(micro["transformer"], micro["per_label"])
-    final = best_sources(transformer, baseline, y, labels, thresholds)
+    final = best_sources(transformer, baseline, y, labels, thresholds, transformer_only)
     # The per-fold choice is cross-fitted, so the mean gain is an honest estimate; a label of 4 rows makes the
     # per-fold macro-F1 too noisy for a noise margin, so the guard is on the frequent labels' side instead:
     # adopted when macro-F1 rises and neither micro-F1 nor subset accuracy falls beyond its fold-to-fold noise.
-    exact = {"transformer": fold_metrics(transformer, "subset_accuracy"),
-             "per_label": fold_metrics(combined, "subset_accuracy")}
     exact_gain, exact_noise = paired_gain(exact["transformer"], exact["per_label"])
     adopted = macro_gain > 0 and micro_gain >= -micro_noise and exact_gain >= -exact_noise
     others = {lab: s for lab, s in zip(labels, final) if s != "transformer"}
@@ -121,7 +125,8 @@ def load_baseline(model_dir: Path):
     if not path.is_file():
         raise UserError(f"{path} not found, but config.json sends some labels to the baseline; re-copy the "
                         "whole model folder")
-    untrusted = [t for t in sio.get_untrusted_types(file=path) if not t.startswith(("sklearn.", "numpy.", "scipy."))]
+    types = sio.get_untrusted_types(file=path)
+    untrusted = [t for t in types if not t.startswith(("sklearn.", "numpy.", "scipy."))]
     if untrusted:
         raise UserError(f"{path}: holds types other than scikit-learn's ({untrusted[:3]}); refusing to load it")
-    return sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    return sio.load(path, trusted=types)

@@ -24,13 +24,14 @@ from transformers import (
     set_seed,
 )
 
+from jobtitles.activations import scores_from_logits
+from jobtitles.decisions import Groups
 from jobtitles.embedded import resolve_model_path
 from jobtitles.errors import UserError
-from jobtitles.log import logger
 from jobtitles.head_init import linear_probe_init
-from jobtitles.tokenization import dataset_length_order
-from jobtitles.activations import SoftmaxGroups, scores_from_logits
+from jobtitles.log import logger
 from jobtitles.losses import group_softmax_loss, pos_weight, weighted_bce_loss
+from jobtitles.tokenization import dataset_length_order
 
 PROBLEM_TYPE = "multi_label_classification"
 
@@ -192,7 +193,7 @@ class FoldRun:
     """Train one model on `train_ds`; score any split afterwards."""
 
     def __init__(self, model, args: TrainingArguments, train_ds: Dataset, tokenizer: PreTrainedTokenizerBase,
-                 y_train: np.ndarray, pos_weight_mode: str, softmax_groups: SoftmaxGroups = None) -> None:
+                 y_train: np.ndarray, pos_weight_mode: str, softmax_groups: Groups = None) -> None:
         weights = pos_weight(y_train, pos_weight_mode)
         self.softmax_groups = softmax_groups or None
         if self.softmax_groups:

@@ -5,18 +5,14 @@ they came from)."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logit, softmax
 
 
 def hf_scores(scores: dict[str, float], top_k: int | None, function_to_apply: str | None) -> list[dict]:
     labels = list(scores)
     values = np.array([scores[lab] for lab in labels], dtype=np.float64)
     if function_to_apply in ("softmax", "none"):
-        probs = np.clip(values, 1e-12, 1 - 1e-12)
-        logits = np.log(probs / (1 - probs))
-        if function_to_apply == "none":
-            values = logits
-        else:
-            exp = np.exp(logits - logits.max())
-            values = exp / exp.sum()
+        logits = logit(np.clip(values, 1e-12, 1 - 1e-12))
+        values = logits if function_to_apply == "none" else softmax(logits)
     order = np.argsort(-values, kind="stable")[: top_k or len(labels)]
     return [{"label": labels[i], "score": float(values[i])} for i in order]
