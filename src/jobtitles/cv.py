@@ -156,15 +156,16 @@ def run_fold(k: int, train: np.ndarray, test: np.ndarray, n_folds: int, ds, toke
 def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
                project: ProjectArgs, training: TrainingArguments, run_dir: Path) -> FoldOutput:
     args = run_args(training, run_dir / "folds" / f"fold_{k}", project.precision, len(train), project.min_train_steps)
+    train_ds = ds.select(train)
     model = fresh_model(project.model_name_or_path, data.labels, training.seed + k, project.head_init,
-                        project.probe_c, ds.select(train), data.y[train], tokenizer)
-    fold = FoldRun(model, args, ds.select(train), tokenizer, data.y[train], project.pos_weight,
+                        project.probe_c, train_ds, data.y[train], tokenizer)
+    fold = FoldRun(model, args, train_ds, tokenizer, data.y[train], project.pos_weight,
                    softmax_groups(project.group_loss, data.groups, data.labels))
     fold.train()
     test_scores = fold.scores(ds.select(test))
     train_metrics = None
     if project.report_train_metrics:
-        train_pred = decide(fold.scores(ds.select(train)), project.decision_threshold, project.at_least_one,
+        train_pred = decide(fold.scores(train_ds), project.decision_threshold, project.at_least_one,
                             exclusive_index(data.labels, project.empty_label))
         train_metrics = multilabel_metrics(data.y[train], train_pred)
     return FoldOutput(test_scores, train_metrics, fold.train_seconds, fold.loss_history())
