@@ -125,6 +125,13 @@ async def open_loop(url: str, titles: list[str], rate: float, seconds: float, ma
     return out
 
 
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def start_server(model: Path, port: int, extra: list[str]) -> subprocess.Popen:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--model", str(model), "--port", str(port),
@@ -178,8 +185,10 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=6.0, help="Per phase.")
     p.add_argument("--max_requests", type=int, default=20000, help="Per phase.")
     p.add_argument("--rate", type=float, default=300.0, help="Offered single-title requests/s (open loop).")
-    p.add_argument("--configs", default="wait2ms,wait0ms,no_batching",
-                   help="Comma list of: wait2ms (--batch_wait_ms 2), wait0ms (--batch_wait_ms 0: only what queued "
+    p.add_argument("--configs", default="default,before,no_gc_freeze,one_worker,no_batching",
+                   help="Comma list of: default (serve.py's defaults), before (the defaults until 2026-11-27: one "
+                        "worker with every core, forward passes of 64, no gc.freeze), no_gc_freeze, one_worker "
+                        "(--workers 1: one model copy with every core), wait2ms (--batch_wait_ms 2), wait0ms (--batch_wait_ms 0: only what queued "
                         "while the model was busy), no_batching (--no_batching), wait0ms_h11 (wait0ms on plain "
                         "asyncio + h11, uvicorn without its [standard] extras), wait0ms_1thread (--threads 1), wait0ms_b32 / "
                         "wait0ms_b16 (--batch_size 32 / 16: smaller length-sorted forward passes in a model call).")
@@ -199,12 +208,15 @@ def main() -> int:
              "wait0ms_h11": ["--batch_wait_ms", "0", "--loop", "asyncio", "--http", "h11"],
              "wait0ms_1thread": ["--batch_wait_ms", "0", "--threads", "1"],
              "wait0ms_b32": ["--batch_wait_ms", "0", "--batch_size", "32"],
-             "wait0ms_b16": ["--batch_wait_ms", "0", "--batch_size", "16"]}
+             "wait0ms_b16": ["--batch_wait_ms", "0", "--batch_size", "16"],
+             "default": [], "no_gc_freeze": ["--no_gc_freeze"], "one_worker": ["--workers", "1"],
+             "before": ["--workers", "1", "--batch_size", "64", "--no_gc_freeze"]}
     for name in args.configs.split(","):
         port = free_port()
         proc = start_server(args.model, port, flags[name])
         try:
             results[name] = asyncio.run(server_phases(f"http://127.0.0.1:{port}", titles, args))
+            results[name]["server_peak_rss_mib"] = peak_rss_mib(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
@@ -234,6 +246,7 @@ def print_table(results: dict, args: argparse.Namespace) -> None:
     for config, phases in results.items():
         if not isinstance(phases, dict) or config.startswith("in_process"):
             continue
+        print(f"| {config} | server peak RSS {phases['server_peak_rss_mib']:,.0f} MiB | | | | | | | |")
         for key, label in names.items():
             r = phases[key]
             extra = f" ({r['titles_per_s'] / ceiling:.0%} of in-process)" if key == "batch100_c2" else ""

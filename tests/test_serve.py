@@ -28,6 +28,17 @@ KEY = "s3cret-key"
 TITLES = ["VP of Sales", "Senior Software Engineer", "CEO & Founder"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def torch_threads_restored():
+    """Servers here load the torch backend with one intra-op thread per worker (torch's setting is process-wide):
+    later test files get their threads back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def model_dir(tiny_run_dir) -> Path:
     return tiny_run_dir / "model"
@@ -307,7 +318,7 @@ def test_micro_batching_shares_model_calls_and_keeps_each_answer(enabled):
     from jobtitles.serve.batching import MicroBatcher
 
     fake = FakePredictor()
-    batcher = MicroBatcher(fake, wait_ms=200, max_batch_titles=64, enabled=enabled)  # type: ignore[arg-type]
+    batcher = MicroBatcher([fake], wait_ms=200, max_batch_titles=64, enabled=enabled)  # type: ignore[arg-type]
     requests = [[f"title {i}" + "x" * i] for i in range(10)] + [["a", "bb", "ccc"]]
 
     async def main():
@@ -321,6 +332,56 @@ def test_micro_batching_shares_model_calls_and_keeps_each_answer(enabled):
         assert batcher.stats.batch_sizes == {11: 1}
     else:
         assert len(fake.calls) == 11
+
+
+class SlowFake(FakePredictor):
+    def scores(self, titles):
+        self.calls.append(list(titles))
+        time.sleep(0.05)  # long enough that the other worker takes the next part meanwhile
+        return np.array([[len(t)] for t in titles], dtype=np.float32)
+
+
+def test_long_requests_are_split_over_the_workers_and_come_back_in_order():
+    from jobtitles.serve.batching import MicroBatcher
+
+    fakes = [SlowFake(), SlowFake()]
+    batcher = MicroBatcher(fakes, wait_ms=0, max_batch_titles=64)  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    long_request = [f"t{i}" + "x" * int(rng.integers(0, 80)) for i in range(150)]
+
+    async def main():
+        return await batcher.predict(long_request)
+
+    answer = asyncio.run(main())
+    batcher.close()
+    assert answer == [(t, float(len(t))) for t in long_request]  # every row back in input order
+    calls = [c for fake in fakes for c in fake.calls]
+    assert sorted(len(c) for c in calls) == [22, 64, 64]  # one request, three parts of at most 64 titles
+    assert all(len(fake.calls) >= 1 for fake in fakes)  # both workers ran parts of it
+    # each part is a run of the length-sorted titles (little padding): the parts' length ranges do not overlap
+    ranges = sorted((min(map(len, c)), max(map(len, c))) for c in calls)
+    assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(ranges, ranges[1:]))
+    assert batcher.stats.model_calls == 3 and batcher.stats.titles == 150
+
+
+def test_two_workers_serve_what_title_classifier_predicts(model_dir, reference):
+    import gc
+
+    titles = [f"{level} of {area}" for level in ("VP", "Director", "Head", "Senior Manager", "Chief")
+              for area in ("Sales", "Marketing", "Engineering", "Data Science & Analytics")]
+    app = create_app(model_dir, backend="torch", workers=2, max_batch_titles=8)
+    with BackgroundServer(app) as srv:
+        assert gc.get_freeze_count() > 10_000  # the loaded libraries' objects are out of the collector's reach
+        body = httpx.post(srv.url + "/predict", json={"titles": titles}).json()
+        info = httpx.get(srv.url + "/info").json()
+        loaded = app.state.loaded
+        assert len(loaded.batcher._threads) == 2
+        assert loaded.batcher.stats.model_calls == 3 and loaded.batcher.stats.largest_batch == 8  # 20 titles, parts of 8
+    assert [p["title"] for p in body["predictions"]] == titles
+    assert [p["labels"] for p in body["predictions"]] == reference.predict(titles)
+    served = np.array([[p["scores"][lab] for lab in reference.labels] for p in body["predictions"]])
+    np.testing.assert_allclose(served, reference.predict_scores(titles), atol=1e-5)
+    assert info["batching"]["workers"] == 2 and info["batching"]["threads_per_worker"] >= 1
 
 
 def test_backend_choice_falls_back_to_torch_on_a_read_only_folder(model_dir, monkeypatch):
@@ -437,3 +498,5 @@ def test_threads_reach_the_model_and_bad_values_are_one_line(model_dir):
         assert app.state.loaded.predictor.clf.threads == 1
     with pytest.raises(UserError, match=r"--threads: expected 0 \(every core\) or a positive number, found -1"):
         settings_from_args(build_parser().parse_args(["--model", str(model_dir), "--threads", "-1"]))
+    with pytest.raises(UserError, match=r"--workers: expected 0 \(one per core\) or a positive number, found -2"):
+        settings_from_args(build_parser().parse_args(["--model", str(model_dir), "--workers", "-2"]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from transformers import (
 )
 
 from jobtitles.activations import scores_from_logits
+from jobtitles.cores import usable_cores
 from jobtitles.decisions import Groups
 from jobtitles.embedded import resolve_model_path
 from jobtitles.errors import UserError
@@ -101,8 +101,7 @@ def cpu_threads(requested: int, local_processes: int) -> int:
     all but one core idle (figures in docs/benchmarks.md)."""
     if requested > 0:
         return requested
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, local_processes))
+    return max(1, usable_cores() // max(1, local_processes))
 
 
 def cpu_has_native_bf16() -> bool:

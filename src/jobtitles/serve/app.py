@@ -8,6 +8,7 @@ works unchanged (it posts {"inputs": ..., "parameters": {...}} to the base URL i
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -51,12 +52,21 @@ def _load(settings: ServeSettings) -> Loaded:
     choice = (BackendChoice(settings.backend, settings.backend_reason) if settings.backend and settings.backend_reason
               else choose_backend(settings.model_dir, settings.backend))
     logger.info("backend %s (%s)", choice.backend, choice.reason)
-    clf = TitleClassifier(settings.model_dir, backend=choice.backend, batch_size=settings.batch_size,
-                          threads=settings.threads or None)
-    predictor = Predictor(clf)
-    predictor.predict(["warm-up"])  # first call allocates; do it before the first request
-    batcher = MicroBatcher(predictor, settings.batch_wait_ms, settings.max_batch_titles, settings.batching)
-    return Loaded(predictor, batcher, choice, read_card(settings.model_dir))
+    predictors = []
+    for _ in range(settings.worker_count()):
+        clf = TitleClassifier(settings.model_dir, backend=choice.backend, batch_size=settings.batch_size,
+                              threads=settings.worker_threads())
+        predictor = Predictor(clf)
+        predictor.predict(["warm-up"])  # first call allocates; do it before the first request
+        predictors.append(predictor)
+    # The loaded libraries leave ~350,000 long-lived objects that every full garbage collection walks again
+    # (90-180 ms each, stalling every request in flight); freezing them keeps those collections to a few ms
+    # (docs/benchmarks.md).
+    if settings.gc_freeze:
+        gc.collect()
+        gc.freeze()
+    batcher = MicroBatcher(predictors, settings.batch_wait_ms, settings.max_batch_titles, settings.batching)
+    return Loaded(predictors[0], batcher, choice, read_card(settings.model_dir))
 
 
 def _checked_titles(titles: str | list[str], settings: ServeSettings, field: str) -> list[str]:
@@ -94,7 +104,8 @@ def _info(settings: ServeSettings, loaded: Loaded) -> InfoResponse:
         cv_micro_f1=card.metric("CV micro-F1"), cv_subset_accuracy=card.metric("CV subset accuracy"),
         max_titles=settings.max_titles, max_body_mb=settings.max_body_mb,
         batching={"enabled": settings.batching, "wait_ms": settings.batch_wait_ms,
-                  "max_batch_titles": settings.max_batch_titles},
+                  "max_batch_titles": settings.max_batch_titles, "workers": settings.worker_count(),
+                  "threads_per_worker": settings.worker_threads()},
         api_key_required=bool(settings.api_key))
 
 

@@ -1,9 +1,12 @@
-"""Server-side micro-batching: requests wait in a queue; one worker thread runs the model on as many queued
-titles as fit in a batch (waiting up to `wait_ms` after the first for more), then answers each request.
+"""Server-side micro-batching: requests wait in a queue; model worker threads each take as many queued titles as
+fit in a batch (waiting up to `wait_ms` after the first for more), run their own model copy, and answer.
 
-One thread owns the model, so model calls never compete for the cores, and concurrent single-title requests
-share one forward pass. A thread-safe queue.Queue rather than asyncio.Queue: the consumer is a thread, and the
-event loop only enqueues and awaits a future that the worker resolves with call_soon_threadsafe.
+Each worker owns a model (its own tokenizer and session), so workers never share mutable state, and concurrent
+single-title requests share one forward pass. A request longer than one batch is split into length-sorted
+parts, so its titles are spread over the idle workers and each part pads little. A thread-safe queue.Queue
+rather than asyncio.Queue: the consumers are threads; the event loop only enqueues and awaits a future, and the
+workers hand every finished part back to the loop with call_soon_threadsafe, so a request's parts are gathered
+on the loop thread without locks.
 """
 
 from __future__ import annotations
@@ -22,109 +25,143 @@ logger = logging.getLogger("jobtitles.serve")
 
 
 @dataclass
-class _Job:
+class _Request:
     titles: list[str]
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    results: list[Prediction | None]
+    pending: int = 0  # parts not answered yet; read and written on the event loop only
+
+
+@dataclass
+class _Part:
+    request: _Request
+    positions: list[int]  # indexes into request.titles
+
+    @property
+    def titles(self) -> list[str]:
+        return [self.request.titles[i] for i in self.positions]
 
 
 @dataclass
 class BatchStats:
     model_calls: int = 0
     titles: int = 0
-    requests: int = 0
+    parts: int = 0
     largest_batch: int = 0
-    batch_sizes: dict[int, int] = field(default_factory=dict)  # requests per model call -> count
+    batch_sizes: dict[int, int] = field(default_factory=dict)  # request parts per model call -> count
 
 
 class MicroBatcher:
-    """`await batcher.predict(titles)` from the event loop; `enabled=False` runs every request on its own."""
+    """`await batcher.predict(titles)` from the event loop; one worker thread per predictor.
+    `enabled=False`: every request is its own model call, never joined with others nor split."""
 
-    def __init__(self, predictor: Predictor, wait_ms: float = 0.0, max_batch_titles: int = 64,
+    def __init__(self, predictors: Sequence[Predictor], wait_ms: float = 0.0, max_batch_titles: int = 64,
                  enabled: bool = True) -> None:
-        self.predictor = predictor
+        if not predictors:
+            raise ValueError("MicroBatcher needs at least one predictor")
         self.wait_s = max(wait_ms, 0.0) / 1000
         self.max_batch_titles = max(1, max_batch_titles)
         self.enabled = enabled
         self.stats = BatchStats()
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._carry: _Job | None = None  # a job that did not fit the previous batch
-        self._thread = threading.Thread(target=self._run, name="jobtitles-model", daemon=True)
-        self._thread.start()
+        self._stats_lock = threading.Lock()
+        self._queue: queue.Queue[_Part | None] = queue.Queue()
+        self._threads = [threading.Thread(target=self._run, args=(p,), name=f"jobtitles-model-{i}", daemon=True)
+                         for i, p in enumerate(predictors)]
+        for thread in self._threads:
+            thread.start()
 
     async def predict(self, titles: Sequence[str]) -> list[Prediction]:
         loop = asyncio.get_running_loop()
-        job = _Job(list(titles), loop.create_future(), loop)
-        self._queue.put(job)
-        return await job.future
+        request = _Request(list(titles), loop.create_future(), loop, [None] * len(titles))
+        parts = self._split(request)
+        request.pending = len(parts)
+        for part in parts:
+            self._queue.put(part)
+        return await request.future  # type: ignore[return-value]
+
+    def _split(self, request: _Request) -> list[_Part]:
+        n = len(request.titles)
+        if not self.enabled or n <= self.max_batch_titles:
+            return [_Part(request, list(range(n)))]
+        # character length orders titles nearly as token length does, without tokenizing on the event loop
+        order = sorted(range(n), key=lambda i: len(request.titles[i]))
+        return [_Part(request, order[i:i + self.max_batch_titles]) for i in range(0, n, self.max_batch_titles)]
 
     def close(self, timeout: float = 30.0) -> None:
-        """Finish the queued jobs, then stop the worker."""
-        self._queue.put(None)
-        self._thread.join(timeout)
+        """Finish the queued parts, then stop the workers."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
 
-    # --- worker thread ----------------------------------------------------------------------------------------
-    def _next(self, timeout: float | None) -> _Job | None:
-        if self._carry is not None:
-            job, self._carry = self._carry, None
-            return job
-        return self._queue.get(timeout=timeout) if timeout is None or timeout > 0 else self._queue.get_nowait()
+    # --- worker threads ---------------------------------------------------------------------------------------
+    def _run(self, predictor: Predictor) -> None:
+        carry: _Part | None = None  # a part that did not fit this worker's previous batch
+        while True:
+            first = carry if carry is not None else self._queue.get()
+            carry = None
+            if first is None:
+                return
+            parts, carry, stop = self._collect(first)
+            self._answer(predictor, parts)
+            if stop:
+                if carry is not None:
+                    self._answer(predictor, [carry])
+                return
 
-    def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
-        """The first job plus what joins it within the wait window; True when the stop marker was seen."""
-        jobs, n = [first], len(first.titles)
+    def _collect(self, first: _Part) -> tuple[list[_Part], _Part | None, bool]:
+        """The first part plus what joins it within the wait window; returns (batch, carry, stop marker seen)."""
+        parts, n = [first], len(first.positions)
         if not self.enabled:
-            return jobs, False
+            return parts, None, False
         deadline = time.monotonic() + self.wait_s
         while n < self.max_batch_titles:
+            timeout = deadline - time.monotonic()
             try:
-                job = self._next(deadline - time.monotonic())
+                part = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is None:
-                return jobs, True
-            if n + len(job.titles) > self.max_batch_titles:
-                self._carry = job
-                break
-            jobs.append(job)
-            n += len(job.titles)
-        return jobs, False
+            if part is None:
+                return parts, None, True
+            if n + len(part.positions) > self.max_batch_titles:
+                return parts, part, False
+            parts.append(part)
+            n += len(part.positions)
+        return parts, None, False
 
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = self._next(None)
-            if first is None:
-                break
-            jobs, stop = self._collect(first)
-            self._answer(jobs)
-        if self._carry is not None:
-            self._answer([self._carry])
-
-    def _answer(self, jobs: list[_Job]) -> None:
-        titles = [t for job in jobs for t in job.titles]
+    def _answer(self, predictor: Predictor, parts: list[_Part]) -> None:
+        titles = [t for part in parts for t in part.titles]
         try:
-            scores = self.predictor.scores(titles)
+            scores = predictor.scores(titles)
             start = 0
-            for job in jobs:
-                part = scores[start:start + len(job.titles)]
-                start += len(job.titles)
-                job.loop.call_soon_threadsafe(_resolve, job.future, self.predictor.predictions(job.titles, part))
+            for part in parts:
+                size = len(part.positions)
+                preds = predictor.predictions(titles[start:start + size], scores[start:start + size])
+                start += size
+                part.request.loop.call_soon_threadsafe(_part_done, part, preds)
         except Exception as err:  # the request gets a JSON error; the worker keeps serving
             logger.exception("prediction failed")
-            for job in jobs:
-                job.loop.call_soon_threadsafe(_fail, job.future, err)
-        s = self.stats
-        s.model_calls += 1
-        s.titles += len(titles)
-        s.requests += len(jobs)
-        s.largest_batch = max(s.largest_batch, len(titles))
-        s.batch_sizes[len(jobs)] = s.batch_sizes.get(len(jobs), 0) + 1
+            for part in parts:
+                part.request.loop.call_soon_threadsafe(_fail, part.request.future, err)
+        with self._stats_lock:
+            s = self.stats
+            s.model_calls += 1
+            s.titles += len(titles)
+            s.parts += len(parts)
+            s.largest_batch = max(s.largest_batch, len(titles))
+            s.batch_sizes[len(parts)] = s.batch_sizes.get(len(parts), 0) + 1
 
 
-def _resolve(future: asyncio.Future, value) -> None:
-    if not future.done():  # the client may have gone away and the request been cancelled
-        future.set_result(value)
+def _part_done(part: _Part, preds: list[Prediction]) -> None:
+    request = part.request
+    if request.future.done():  # the client went away, or another part failed
+        return
+    for i, pred in zip(part.positions, preds):
+        request.results[i] = pred
+    request.pending -= 1
+    if request.pending == 0:
+        request.future.set_result(request.results)
 
 
 def _fail(future: asyncio.Future, err: Exception) -> None:

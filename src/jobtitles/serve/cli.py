@@ -36,8 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no_batching", action="store_true", help="Every request is its own model call.")
     p.add_argument("--batch_size", type=int, default=d.batch_size,
                    help="Titles per forward pass inside one model call (length-sorted sub-batches).")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help="Model worker threads, each with its own copy of the model, running batches side by side "
+                        "(0: one per core).")
     p.add_argument("--threads", type=int, default=d.threads,
-                   help="Intra-op threads of the model (0: every core); fewer leave cores to the HTTP side.")
+                   help="Intra-op threads per worker (0: this process's cores divided among the workers).")
+    p.add_argument("--no_gc_freeze", action="store_true",
+                   help="Leave the objects alive after loading in the garbage collector's reach (slower tail).")
     p.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
                    help="uvicorn's event loop (auto: uvloop when installed).")
     p.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"],
@@ -49,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     if args.threads < 0:
         raise UserError(f"--threads: expected 0 (every core) or a positive number, found {args.threads}")
+    if args.workers < 0:
+        raise UserError(f"--workers: expected 0 (one per core) or a positive number, found {args.workers}")
     for name in ("max_titles", "max_batch_titles", "batch_size"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name}: expected a positive number, found {getattr(args, name)}")
@@ -61,7 +68,8 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(model_dir=args.model, backend=args.backend, max_titles=args.max_titles,
                          max_body_mb=args.max_body_mb, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
                          batch_wait_ms=args.batch_wait_ms, max_batch_titles=args.max_batch_titles,
-                         batching=not args.no_batching, threads=args.threads, batch_size=args.batch_size)
+                         batching=not args.no_batching, workers=args.workers, threads=args.threads,
+                         batch_size=args.batch_size, gc_freeze=not args.no_gc_freeze)
 
 
 @cli_entry

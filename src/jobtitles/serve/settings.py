@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobtitles.cores import usable_cores
+
 BACKENDS = ("torch", "onnx", "onnx-int8")
 API_KEY_ENV = "JOBTITLES_API_KEY"
 
@@ -21,8 +23,16 @@ class ServeSettings:
                                       # (0: only those that queued while the model was busy; measured best)
     max_batch_titles: int = 64        # titles per model call when coalescing requests
     batching: bool = True             # False: every request is its own model call
-    batch_size: int = 64              # TitleClassifier's batch size inside one model call
-    threads: int = 0                  # intra-op threads of the model (0: the library default, every core)
+    batch_size: int = 16              # titles per forward pass inside one model call (length-sorted: less padding)
+    workers: int = 0                  # model worker threads, each with its own copy of the model (0: one per core)
+    threads: int = 0                  # intra-op threads per worker (0: this process's cores / workers)
+    gc_freeze: bool = True            # move the objects alive after loading out of the garbage collector's reach
+
+    def worker_count(self) -> int:
+        return self.workers or usable_cores()
+
+    def worker_threads(self) -> int:
+        return self.threads or max(1, usable_cores() // self.worker_count())
 
     @property
     def max_body_bytes(self) -> int:
