@@ -384,6 +384,40 @@ def test_two_workers_serve_what_title_classifier_predicts(model_dir, reference):
     assert info["batching"]["workers"] == 2 and info["batching"]["threads_per_worker"] >= 1
 
 
+def test_prometheus_metrics_count_requests_titles_and_model_calls(model_dir):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    app = create_app(model_dir, backend="torch", api_key=KEY, max_body_mb=0.01)
+    key = {"X-API-Key": KEY}
+    with BackgroundServer(app) as srv:
+        for titles in (["VP of Sales"], ["CEO", "Senior Software Engineer"], ["Director " * 400]):
+            assert httpx.post(srv.url + "/predict", json={"titles": titles}, headers=key).status_code == 200
+        assert httpx.post(srv.url + "/predict", json={"titles": []}, headers=key).status_code == 422
+        assert httpx.post(srv.url + "/predict", json={"titles": ["x" * 20_000]}, headers=key).status_code == 413
+        assert httpx.get(srv.url + "/metrics").status_code == 401  # behind the API key like every data route
+        r = httpx.get(srv.url + "/metrics", headers=key)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(r.text) for s in family.samples}
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    assert value("jobtitles_http_requests_total", route="/predict", method="POST", status="200") == 3
+    assert value("jobtitles_http_requests_total", route="/predict", method="POST", status="422") == 1
+    assert value("jobtitles_http_requests_total", route="unrouted", method="POST", status="413") == 1
+    assert value("jobtitles_http_requests_total", route="/metrics", method="GET", status="401") == 1
+    assert value("jobtitles_http_request_duration_seconds_count", route="/predict") == 4
+    assert value("jobtitles_titles_predicted_total") == 4  # the 422 never reached the model
+    assert value("jobtitles_titles_truncated_total") == 1
+    assert value("jobtitles_model_call_duration_seconds_count") == 3
+    assert value("jobtitles_model_call_duration_seconds_sum") > 0
+    assert value("jobtitles_model_call_titles_sum") == 4
+    assert value("jobtitles_queue_depth") == 0
+    info = next(labels for (name, labels) in samples if name == "jobtitles_model_info")
+    assert dict(info)["backend"] == "torch" and int(dict(info)["workers"]) >= 1
+
+
 def test_backend_choice_falls_back_to_torch_on_a_read_only_folder(model_dir, monkeypatch):
     from jobtitles.serve import backend
 

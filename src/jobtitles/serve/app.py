@@ -1,8 +1,9 @@
 """The FastAPI app: `create_app(model_dir, ...)`; the model is loaded in the lifespan handler.
 
-Routes: GET / (the page) and /static/*, GET /health, GET /info, POST /predict, POST /predict_csv, and POST /
-in the Hugging Face text-classification inference API format, so huggingface_hub.InferenceClient(base_url=...)
-works unchanged (it posts {"inputs": ..., "parameters": {...}} to the base URL itself).
+Routes: GET / (the page) and /static/*, GET /health, GET /info, GET /metrics (Prometheus), POST /predict,
+POST /predict_csv, and POST / in the Hugging Face text-classification inference API format, so
+huggingface_hub.InferenceClient(base_url=...) works unchanged (it posts {"inputs": ..., "parameters": {...}} to
+the base URL itself).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from fastapi import APIRouter, Depends, FastAPI, File, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from jobtitles.serve.backend import BackendChoice, choose_backend
@@ -24,6 +25,7 @@ from jobtitles.serve.guards import JSONRoute, ProtectedRoute, UploadRoute, api_k
 from jobtitles.serve.hf_compat import hf_scores
 from jobtitles.serve.http_errors import ApiError, install_handlers
 from jobtitles.serve.limits import BodyLimitMiddleware
+from jobtitles.serve.metrics import MetricsMiddleware, ServeMetrics, create_metrics
 from jobtitles.serve.model_info import CardFacts, read_card
 from jobtitles.serve.predictor import Prediction, Predictor
 from jobtitles.serve.schemas import (
@@ -46,7 +48,7 @@ class Loaded:
     card: CardFacts
 
 
-def _load(settings: ServeSettings) -> Loaded:
+def _load(settings: ServeSettings, metrics: ServeMetrics) -> Loaded:
     from jobtitles.inference import TitleClassifier
 
     choice = (BackendChoice(settings.backend, settings.backend_reason) if settings.backend and settings.backend_reason
@@ -65,7 +67,11 @@ def _load(settings: ServeSettings) -> Loaded:
     if settings.gc_freeze:
         gc.collect()
         gc.freeze()
-    batcher = MicroBatcher(predictors, settings.batch_wait_ms, settings.max_batch_titles, settings.batching)
+    batcher = MicroBatcher(predictors, settings.batch_wait_ms, settings.max_batch_titles, settings.batching,
+                           on_call=metrics.observe_model_call)
+    metrics.watch_queue(batcher.queued)
+    metrics.model.info({"model_dir": str(settings.model_dir), "backend": choice.backend,
+                        "workers": str(settings.worker_count()), "threads_per_worker": str(settings.worker_threads())})
     return Loaded(predictors[0], batcher, choice, read_card(settings.model_dir))
 
 
@@ -83,14 +89,15 @@ def _checked_titles(titles: str | list[str], settings: ServeSettings, field: str
     return titles
 
 
-def _response(preds: list[Prediction], loaded: Loaded, rows: list[int] | None = None,
+def _response(preds: list[Prediction], loaded: Loaded, metrics: ServeMetrics, rows: list[int] | None = None,
               gold: list[list[str]] | None = None) -> PredictResponse:
     results = [TitleResult(title=p.title, labels=p.labels, scores=p.scores, truncated=p.truncated,
                            row=rows[i] if rows else None, gold=gold[i] if gold else None)
                for i, p in enumerate(preds)]
+    n_truncated = sum(p.truncated for p in preds)
+    metrics.truncated.inc(n_truncated)
     return PredictResponse(predictions=results, labels=loaded.predictor.labels,
-                           max_length=int(loaded.predictor.clf.max_length),
-                           n_truncated=sum(p.truncated for p in preds))
+                           max_length=int(loaded.predictor.clf.max_length), n_truncated=n_truncated)
 
 
 def _info(settings: ServeSettings, loaded: Loaded) -> InfoResponse:
@@ -115,7 +122,7 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.loaded = _load(settings)
+        app.state.loaded = _load(settings, metrics)
         logger.info("ready: %s", settings.model_dir)
         yield
         app.state.loaded.batcher.close()  # uvicorn has already let the requests in flight finish
@@ -123,10 +130,13 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
 
     app = FastAPI(title="jobtitles", version="1", lifespan=lifespan,
                   description="Multi-label job-title classification (labels and a sigmoid score per label).")
+    metrics = create_metrics()
     app.state.settings = settings
     app.state.loaded = None
+    app.state.metrics = metrics
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, so it sees the 413s too
 
     def loaded() -> Loaded:
         if app.state.loaded is None:
@@ -147,18 +157,25 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
     async def info() -> InfoResponse:
         return _info(settings, loaded())
 
+    @reads.get("/metrics", tags=["status"], response_class=Response,
+                responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics: requests, latency, titles, model calls, queue depth."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
     @api.post("/predict", response_model=PredictResponse, response_model_exclude_none=True, tags=["predict"])
     async def predict(body: PredictRequest) -> PredictResponse:
         state = loaded()
         titles = _checked_titles(body.titles, settings, "titles")
-        return _response(await state.batcher.predict(titles), state)
+        return _response(await state.batcher.predict(titles), state, metrics)
 
     @uploads.post("/predict_csv", response_model=PredictResponse, response_model_exclude_none=True, tags=["predict"])
     async def predict_csv(file: UploadFile = File(description="CSV in the project's schema (Title;Column 1;...) "
                                                               "or .txt, one title per line")) -> PredictResponse:
         state = loaded()
         upload = await read_upload(file, settings.max_titles)
-        return _response(await state.batcher.predict(upload.titles), state, upload.rows, upload.gold)
+        return _response(await state.batcher.predict(upload.titles), state, metrics, upload.rows, upload.gold)
 
     @api.post("/", response_model=list[list[LabelScore]], tags=["Hugging Face inference API"])
     async def hf_text_classification(body: HFRequest) -> list[list[LabelScore]]:

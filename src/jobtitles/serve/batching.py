@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from jobtitles.serve.predictor import Prediction, Predictor
 
@@ -57,12 +57,13 @@ class MicroBatcher:
     `enabled=False`: every request is its own model call, never joined with others nor split."""
 
     def __init__(self, predictors: Sequence[Predictor], wait_ms: float = 0.0, max_batch_titles: int = 64,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, on_call: Callable[[int, float], None] | None = None) -> None:
         if not predictors:
             raise ValueError("MicroBatcher needs at least one predictor")
         self.wait_s = max(wait_ms, 0.0) / 1000
         self.max_batch_titles = max(1, max_batch_titles)
         self.enabled = enabled
+        self.on_call = on_call  # (titles, seconds) after each model call, from the worker thread
         self.stats = BatchStats()
         self._stats_lock = threading.Lock()
         self._queue: queue.Queue[_Part | None] = queue.Queue()
@@ -87,6 +88,10 @@ class MicroBatcher:
         # character length orders titles nearly as token length does, without tokenizing on the event loop
         order = sorted(range(n), key=lambda i: len(request.titles[i]))
         return [_Part(request, order[i:i + self.max_batch_titles]) for i in range(0, n, self.max_batch_titles)]
+
+    def queued(self) -> int:
+        """Request parts waiting for a worker."""
+        return self._queue.qsize()
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish the queued parts, then stop the workers."""
@@ -132,18 +137,21 @@ class MicroBatcher:
 
     def _answer(self, predictor: Predictor, parts: list[_Part]) -> None:
         titles = [t for part in parts for t in part.titles]
+        start = time.perf_counter()
         try:
             scores = predictor.scores(titles)
-            start = 0
+            row = 0
             for part in parts:
                 size = len(part.positions)
-                preds = predictor.predictions(titles[start:start + size], scores[start:start + size])
-                start += size
+                preds = predictor.predictions(titles[row:row + size], scores[row:row + size])
+                row += size
                 part.request.loop.call_soon_threadsafe(_part_done, part, preds)
         except Exception as err:  # the request gets a JSON error; the worker keeps serving
             logger.exception("prediction failed")
             for part in parts:
                 part.request.loop.call_soon_threadsafe(_fail, part.request.future, err)
+        if self.on_call is not None:
+            self.on_call(len(titles), time.perf_counter() - start)
         with self._stats_lock:
             s = self.stats
             s.model_calls += 1
