@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -334,17 +335,26 @@ def test_micro_batching_shares_model_calls_and_keeps_each_answer(enabled):
         assert len(fake.calls) == 11
 
 
-class SlowFake(FakePredictor):
+class OverlappingFake(FakePredictor):
+    """Its first call waits (up to 10 s) until the other fake's first call runs too: passes only if two workers
+    run parts of one request at the same time."""
+
+    def __init__(self, both_running: threading.Barrier) -> None:
+        super().__init__()
+        self.both_running = both_running
+
     def scores(self, titles):
         self.calls.append(list(titles))
-        time.sleep(0.05)  # long enough that the other worker takes the next part meanwhile
+        if len(self.calls) == 1:
+            self.both_running.wait()
         return np.array([[len(t)] for t in titles], dtype=np.float32)
 
 
 def test_long_requests_are_split_over_the_workers_and_come_back_in_order():
     from jobtitles.serve.batching import MicroBatcher
 
-    fakes = [SlowFake(), SlowFake()]
+    both_running = threading.Barrier(2, timeout=10)
+    fakes = [OverlappingFake(both_running), OverlappingFake(both_running)]
     batcher = MicroBatcher(fakes, wait_ms=0, max_batch_titles=64)  # type: ignore[arg-type]
     rng = np.random.default_rng(0)
     long_request = [f"t{i}" + "x" * int(rng.integers(0, 80)) for i in range(150)]
@@ -357,7 +367,7 @@ def test_long_requests_are_split_over_the_workers_and_come_back_in_order():
     assert answer == [(t, float(len(t))) for t in long_request]  # every row back in input order
     calls = [c for fake in fakes for c in fake.calls]
     assert sorted(len(c) for c in calls) == [22, 64, 64]  # one request, three parts of at most 64 titles
-    assert all(len(fake.calls) >= 1 for fake in fakes)  # both workers ran parts of it
+    assert all(len(fake.calls) >= 1 for fake in fakes) and not both_running.broken  # both ran parts at once
     # each part is a run of the length-sorted titles (little padding): the parts' length ranges do not overlap
     ranges = sorted((min(map(len, c)), max(map(len, c))) for c in calls)
     assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(ranges, ranges[1:]))
@@ -369,6 +379,7 @@ def test_two_workers_serve_what_title_classifier_predicts(model_dir, reference):
 
     titles = [f"{level} of {area}" for level in ("VP", "Director", "Head", "Senior Manager", "Chief")
               for area in ("Sales", "Marketing", "Engineering", "Data Science & Analytics")]
+    gc.unfreeze()  # what earlier servers in this process froze
     app = create_app(model_dir, backend="torch", workers=2, max_batch_titles=8)
     with BackgroundServer(app) as srv:
         assert gc.get_freeze_count() > 10_000  # the loaded libraries' objects are out of the collector's reach
@@ -377,6 +388,7 @@ def test_two_workers_serve_what_title_classifier_predicts(model_dir, reference):
         loaded = app.state.loaded
         assert len(loaded.batcher._threads) == 2
         assert loaded.batcher.stats.model_calls == 3 and loaded.batcher.stats.largest_batch == 8  # 20 titles, parts of 8
+    assert gc.get_freeze_count() == 0  # given back at shutdown
     assert [p["title"] for p in body["predictions"]] == titles
     assert [p["labels"] for p in body["predictions"]] == reference.predict(titles)
     served = np.array([[p["scores"][lab] for lab in reference.labels] for p in body["predictions"]])
@@ -416,6 +428,31 @@ def test_prometheus_metrics_count_requests_titles_and_model_calls(model_dir):
     assert value("jobtitles_queue_depth") == 0
     info = next(labels for (name, labels) in samples if name == "jobtitles_model_info")
     assert dict(info)["backend"] == "torch" and int(dict(info)["workers"]) >= 1
+
+
+def test_metrics_labels_stay_bounded_and_a_vanished_client_is_not_a_server_error():
+    from jobtitles.serve.metrics import MetricsMiddleware, create_metrics
+
+    async def not_found(scope, receive, send):
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def client_left(scope, receive, send):  # what the body-limit middleware does on a disconnect
+        return None
+
+    async def sent(message):
+        return None
+
+    metrics = create_metrics()
+    for method in ("ZZZ123", "QQQ", "GET"):  # h11 passes any method token through
+        asyncio.run(MetricsMiddleware(not_found, metrics)({"type": "http", "method": method, "path": f"/{method}"},
+                                                          None, sent))
+    asyncio.run(MetricsMiddleware(client_left, metrics)({"type": "http", "method": "POST", "path": "/predict"},
+                                                        None, sent))
+    counted = {tuple(s.labels.values()): s.value for s in metrics.requests.collect()[0].samples
+               if s.name.endswith("_total")}
+    assert counted == {("unrouted", "other", "404"): 2, ("unrouted", "GET", "404"): 1,
+                       ("unrouted", "POST", "499"): 1}
 
 
 def test_backend_choice_falls_back_to_torch_on_a_read_only_folder(model_dir, monkeypatch):

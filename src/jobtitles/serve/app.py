@@ -46,6 +46,13 @@ class Loaded:
     batcher: MicroBatcher
     backend: BackendChoice
     card: CardFacts
+    threads_per_worker: int
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _load(settings: ServeSettings, metrics: ServeMetrics) -> Loaded:
@@ -54,10 +61,12 @@ def _load(settings: ServeSettings, metrics: ServeMetrics) -> Loaded:
     choice = (BackendChoice(settings.backend, settings.backend_reason) if settings.backend and settings.backend_reason
               else choose_backend(settings.model_dir, settings.backend))
     logger.info("backend %s (%s)", choice.backend, choice.reason)
+    on_gpu = choice.backend == "torch" and _cuda_available()
+    workers, threads = settings.worker_count(on_gpu), settings.worker_threads(on_gpu)
     predictors = []
-    for _ in range(settings.worker_count()):
+    for _ in range(workers):
         clf = TitleClassifier(settings.model_dir, backend=choice.backend, batch_size=settings.batch_size,
-                              threads=settings.worker_threads())
+                              threads=threads)
         predictor = Predictor(clf)
         predictor.predict(["warm-up"])  # first call allocates; do it before the first request
         predictors.append(predictor)
@@ -71,8 +80,8 @@ def _load(settings: ServeSettings, metrics: ServeMetrics) -> Loaded:
                            on_call=metrics.observe_model_call)
     metrics.watch_queue(batcher.queued)
     metrics.model.info({"model_dir": str(settings.model_dir), "backend": choice.backend,
-                        "workers": str(settings.worker_count()), "threads_per_worker": str(settings.worker_threads())})
-    return Loaded(predictors[0], batcher, choice, read_card(settings.model_dir))
+                        "workers": str(workers), "threads_per_worker": str(threads)})
+    return Loaded(predictors[0], batcher, choice, read_card(settings.model_dir), threads)
 
 
 def _checked_titles(titles: str | list[str], settings: ServeSettings, field: str) -> list[str]:
@@ -111,8 +120,8 @@ def _info(settings: ServeSettings, loaded: Loaded) -> InfoResponse:
         cv_micro_f1=card.metric("CV micro-F1"), cv_subset_accuracy=card.metric("CV subset accuracy"),
         max_titles=settings.max_titles, max_body_mb=settings.max_body_mb,
         batching={"enabled": settings.batching, "wait_ms": settings.batch_wait_ms,
-                  "max_batch_titles": settings.max_batch_titles, "workers": settings.worker_count(),
-                  "threads_per_worker": settings.worker_threads()},
+                  "max_batch_titles": settings.max_batch_titles, "workers": loaded.batcher.workers,
+                  "threads_per_worker": loaded.threads_per_worker},
         api_key_required=bool(settings.api_key))
 
 
@@ -126,6 +135,8 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
         logger.info("ready: %s", settings.model_dir)
         yield
         app.state.loaded.batcher.close()  # uvicorn has already let the requests in flight finish
+        if settings.gc_freeze:
+            gc.unfreeze()  # a process that goes on (tests, notebooks) collects those objects again
         app.state.loaded = None
 
     app = FastAPI(title="jobtitles", version="1", lifespan=lifespan,

@@ -93,12 +93,17 @@ class MicroBatcher:
         """Request parts waiting for a worker."""
         return self._queue.qsize()
 
+    @property
+    def workers(self) -> int:
+        return len(self._threads)
+
     def close(self, timeout: float = 30.0) -> None:
-        """Finish the queued parts, then stop the workers."""
+        """Finish the queued parts, then stop the workers (waiting at most `timeout` seconds in all)."""
         for _ in self._threads:
             self._queue.put(None)
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     # --- worker threads ---------------------------------------------------------------------------------------
     def _run(self, predictor: Predictor) -> None:
@@ -110,9 +115,7 @@ class MicroBatcher:
                 return
             parts, carry, stop = self._collect(first)
             self._answer(predictor, parts)
-            if stop:
-                if carry is not None:
-                    self._answer(predictor, [carry])
+            if stop:  # this worker's stop marker came after every part queued before close()
                 return
 
     def _collect(self, first: _Part) -> tuple[list[_Part], _Part | None, bool]:
@@ -136,29 +139,45 @@ class MicroBatcher:
         return parts, None, False
 
     def _answer(self, predictor: Predictor, parts: list[_Part]) -> None:
+        # parts of requests that are already over (client gone, or another part failed) are not computed; reading
+        # done() from this thread can only be late, which costs one needless computation
+        parts = [part for part in parts if not part.request.future.done()]
+        if not parts:
+            return
         titles = [t for part in parts for t in part.titles]
         start = time.perf_counter()
         try:
             scores = predictor.scores(titles)
-            row = 0
+            outcomes, row = [], 0
             for part in parts:
                 size = len(part.positions)
-                preds = predictor.predictions(titles[row:row + size], scores[row:row + size])
+                outcomes.append((_part_done, part, predictor.predictions(titles[row:row + size],
+                                                                         scores[row:row + size])))
                 row += size
-                part.request.loop.call_soon_threadsafe(_part_done, part, preds)
         except Exception as err:  # the request gets a JSON error; the worker keeps serving
             logger.exception("prediction failed")
-            for part in parts:
-                part.request.loop.call_soon_threadsafe(_fail, part.request.future, err)
-        if self.on_call is not None:
-            self.on_call(len(titles), time.perf_counter() - start)
+            outcomes = [(_fail, part, err) for part in parts]
+        # counted before the answers leave, so a client that reads the counters after its answer sees its call
+        self._record(len(titles), len(parts), time.perf_counter() - start)
+        for callback, part, value in outcomes:
+            try:
+                part.request.loop.call_soon_threadsafe(callback, part, value)
+            except RuntimeError:  # the event loop is closed: nobody is waiting for this answer any more
+                pass
+
+    def _record(self, titles: int, parts: int, seconds: float) -> None:
         with self._stats_lock:
             s = self.stats
             s.model_calls += 1
-            s.titles += len(titles)
-            s.parts += len(parts)
-            s.largest_batch = max(s.largest_batch, len(titles))
-            s.batch_sizes[len(parts)] = s.batch_sizes.get(len(parts), 0) + 1
+            s.titles += titles
+            s.parts += parts
+            s.largest_batch = max(s.largest_batch, titles)
+            s.batch_sizes[parts] = s.batch_sizes.get(parts, 0) + 1
+        if self.on_call is not None:
+            try:
+                self.on_call(titles, seconds)
+            except Exception:  # a metrics failure must never stop a worker
+                logger.exception("model-call observer failed")
 
 
 def _part_done(part: _Part, preds: list[Prediction]) -> None:
@@ -172,6 +191,6 @@ def _part_done(part: _Part, preds: list[Prediction]) -> None:
         request.future.set_result(request.results)
 
 
-def _fail(future: asyncio.Future, err: Exception) -> None:
-    if not future.done():
-        future.set_exception(err)
+def _fail(part: _Part, err: Exception) -> None:
+    if not part.request.future.done():
+        part.request.future.set_exception(err)

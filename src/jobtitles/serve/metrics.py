@@ -14,6 +14,7 @@ from typing import Callable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SECONDS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 TITLES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -80,7 +81,8 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start, status = time.perf_counter(), 500
+        # 499 (nginx's "client closed request"): no answer was started because the client went away mid-body
+        start, status = time.perf_counter(), 499
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
@@ -92,5 +94,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             route = _route(scope)
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            # h11 accepts any method token: unknown ones share one label value, so clients cannot add series
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)

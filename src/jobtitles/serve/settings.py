@@ -9,6 +9,7 @@ from jobtitles.cores import usable_cores
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 API_KEY_ENV = "JOBTITLES_API_KEY"
+AUTO_WORKERS_MAX = 8  # each worker holds a model copy: bounds memory on many-core hosts
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,12 @@ class ServeSettings:
     threads: int = 0                  # intra-op threads per worker (0: this process's cores / workers)
     gc_freeze: bool = True            # move the objects alive after loading out of the garbage collector's reach
 
-    def worker_count(self) -> int:
-        return self.workers or usable_cores()
+    def worker_count(self, on_gpu: bool = False) -> int:
+        """--workers, or: one per core up to AUTO_WORKERS_MAX; one on a GPU, which runs each batch on its own."""
+        return self.workers or (1 if on_gpu else min(usable_cores(), AUTO_WORKERS_MAX))
 
-    def worker_threads(self) -> int:
-        return self.threads or max(1, usable_cores() // self.worker_count())
+    def worker_threads(self, on_gpu: bool = False) -> int:
+        return self.threads or max(1, usable_cores() // self.worker_count(on_gpu))
 
     @property
     def max_body_bytes(self) -> int:
