@@ -5,7 +5,7 @@ and the in-process TitleClassifier throughput as the ceiling. Bounded: every pha
 
     flock -x /tmp/jobtitles-cpu.lock python bench/serve_load.py --model outputs/serve_bench_model
 
-The server runs in its own process (serve.py, --backend onnx-int8); the load generator is one asyncio process
+The server runs in its own process (serve.py, --backend onnx-int8 unless --backend says otherwise); the load generator is one asyncio process
 with one aiohttp.ClientSession (keep-alive connections, one per client; installed with `datasets`). aiohttp
 rather than httpx: on this 2-core machine httpx's async client used 4.7 CPU-s of a 6 s phase at 64 clients,
 taking the cores from the server it was measuring. Both processes share the machine's cores, so the figures
@@ -132,10 +132,10 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def start_server(model: Path, port: int, extra: list[str]) -> subprocess.Popen:
+def start_server(model: Path, port: int, backend: str, extra: list[str]) -> subprocess.Popen:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--model", str(model), "--port", str(port),
-                             "--backend", "onnx-int8", "--log_level", "warning", *extra], env=env)
+                             "--backend", backend, "--log_level", "warning", *extra], env=env)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -150,11 +150,11 @@ def start_server(model: Path, port: int, extra: list[str]) -> subprocess.Popen:
     raise SystemExit("serve.py did not become healthy in 180 s")
 
 
-def in_process(model: Path, titles: list[str], seconds: float) -> dict:
-    """The ceiling: TitleClassifier(onnx-int8) in this process, batched (batch 64) and one title per call."""
+def in_process(model: Path, titles: list[str], seconds: float, backend: str) -> dict:
+    """The ceiling: TitleClassifier in this process, batched (batch 64) and one title per call."""
     from jobtitles.inference import TitleClassifier
 
-    clf = TitleClassifier(model, backend="onnx-int8", batch_size=64)
+    clf = TitleClassifier(model, backend=backend, batch_size=64)
     clf.predict(titles[:256])
     start, n = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
@@ -192,6 +192,8 @@ def main() -> int:
                         "while the model was busy), no_batching (--no_batching), wait0ms_h11 (wait0ms on plain "
                         "asyncio + h11, uvicorn without its [standard] extras), wait0ms_1thread (--threads 1), wait0ms_b32 / "
                         "wait0ms_b16 (--batch_size 32 / 16: smaller length-sorted forward passes in a model call).")
+    p.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"],
+                   help="The server's and the in-process ceiling's backend.")
     p.add_argument("--output", type=Path, help="Write the results as JSON here too.")
     args = p.parse_args()
 
@@ -199,7 +201,7 @@ def main() -> int:
 
     titles = load_titles(args.titles)[0]
     random.Random(0).shuffle(titles)
-    results: dict = {"in_process_before": in_process(args.model, titles, args.seconds),
+    results: dict = {"in_process_before": in_process(args.model, titles, args.seconds, args.backend),
                      "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                               text=True).stdout.strip(),
                      "date": time.strftime("%Y-%m-%d", time.gmtime())}
@@ -213,7 +215,7 @@ def main() -> int:
              "before": ["--workers", "1", "--batch_size", "64", "--no_gc_freeze"]}
     for name in args.configs.split(","):
         port = free_port()
-        proc = start_server(args.model, port, flags[name])
+        proc = start_server(args.model, port, args.backend, flags[name])
         try:
             results[name] = asyncio.run(server_phases(f"http://127.0.0.1:{port}", titles, args))
             results[name]["server_peak_rss_mib"] = peak_rss_mib(proc.pid)
@@ -222,7 +224,7 @@ def main() -> int:
             proc.wait(timeout=60)
         print(json.dumps({name: results[name]}), flush=True)
     # measured again at the end: the ceiling is the better of the two (the ratios below are then conservative)
-    results["in_process_after"] = in_process(args.model, titles, args.seconds)
+    results["in_process_after"] = in_process(args.model, titles, args.seconds, args.backend)
     results["in_process"] = max(results["in_process_before"], results["in_process_after"],
                                 key=lambda r: r["batched_titles_per_s"])
     print_table(results, args)
@@ -236,7 +238,7 @@ def print_table(results: dict, args: argparse.Namespace) -> None:
     print(f"\n{results['date']}, commit {results['commit']}, {os.cpu_count()} CPUs, {args.seconds:g} s per phase")
     for when in ("before", "after"):
         r = results[f"in_process_{when}"]
-        print(f"in-process TitleClassifier onnx-int8 ({when} the server runs): {r['batched_titles_per_s']:,.0f} "
+        print(f"in-process TitleClassifier {args.backend} ({when} the server runs): {r['batched_titles_per_s']:,.0f} "
               f"titles/s batched (1,000 titles per call, batch 64), {r['single_title_calls_per_s']:,.0f} "
               f"single-title calls/s")
     print("\n| server | load | requests/s | titles/s | p50 ms | p95 ms | p99 ms | errors | generator CPU s |")
