@@ -430,6 +430,15 @@ def test_prometheus_metrics_count_requests_titles_and_model_calls(model_dir):
     assert dict(info)["backend"] == "torch" and int(dict(info)["workers"]) >= 1
 
 
+def test_truncated_titles_are_counted_on_the_hugging_face_route_too(model_dir):
+    app = create_app(model_dir, backend="torch", workers=1)
+    with BackgroundServer(app) as srv:
+        r = httpx.post(srv.url + "/", json={"inputs": ["Director " * 400, "VP of Sales"]})
+        assert r.status_code == 200, r.text
+        text = httpx.get(srv.url + "/metrics").text
+    assert "jobtitles_titles_truncated_total 1.0" in text.splitlines()
+
+
 def test_metrics_labels_stay_bounded_and_a_vanished_client_is_not_a_server_error():
     from jobtitles.serve.metrics import MetricsMiddleware, create_metrics
 

@@ -98,15 +98,14 @@ def _checked_titles(titles: str | list[str], settings: ServeSettings, field: str
     return titles
 
 
-def _response(preds: list[Prediction], loaded: Loaded, metrics: ServeMetrics, rows: list[int] | None = None,
+def _response(preds: list[Prediction], loaded: Loaded, rows: list[int] | None = None,
               gold: list[list[str]] | None = None) -> PredictResponse:
     results = [TitleResult(title=p.title, labels=p.labels, scores=p.scores, truncated=p.truncated,
                            row=rows[i] if rows else None, gold=gold[i] if gold else None)
                for i, p in enumerate(preds)]
-    n_truncated = sum(p.truncated for p in preds)
-    metrics.truncated.inc(n_truncated)
     return PredictResponse(predictions=results, labels=loaded.predictor.labels,
-                           max_length=int(loaded.predictor.clf.max_length), n_truncated=n_truncated)
+                           max_length=int(loaded.predictor.clf.max_length),
+                           n_truncated=sum(p.truncated for p in preds))
 
 
 def _info(settings: ServeSettings, loaded: Loaded) -> InfoResponse:
@@ -154,6 +153,12 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
             raise ApiError(503, "loading", "the model is still loading; retry in a moment")
         return app.state.loaded
 
+    async def predicted(titles: list[str]) -> list[Prediction]:
+        """The model's answer for every route that predicts, so the metrics count titles from all of them."""
+        preds = await loaded().batcher.predict(titles)
+        metrics.truncated.inc(sum(p.truncated for p in preds))
+        return preds
+
     protected = [Depends(api_key_dependency)]
     api = APIRouter(route_class=JSONRoute, dependencies=protected, responses=ERRORS)
     reads = APIRouter(route_class=ProtectedRoute, dependencies=protected, responses=ERRORS)
@@ -179,22 +184,21 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
     async def predict(body: PredictRequest) -> PredictResponse:
         state = loaded()
         titles = _checked_titles(body.titles, settings, "titles")
-        return _response(await state.batcher.predict(titles), state, metrics)
+        return _response(await predicted(titles), state)
 
     @uploads.post("/predict_csv", response_model=PredictResponse, response_model_exclude_none=True, tags=["predict"])
     async def predict_csv(file: UploadFile = File(description="CSV in the project's schema (Title;Column 1;...) "
                                                               "or .txt, one title per line")) -> PredictResponse:
         state = loaded()
         upload = await read_upload(file, settings.max_titles)
-        return _response(await state.batcher.predict(upload.titles), state, metrics, upload.rows, upload.gold)
+        return _response(await predicted(upload.titles), state, upload.rows, upload.gold)
 
     @api.post("/", response_model=list[list[LabelScore]], tags=["Hugging Face inference API"])
     async def hf_text_classification(body: HFRequest) -> list[list[LabelScore]]:
         """The Hugging Face text-classification API: a label/score list per input, best first."""
-        state = loaded()
         titles = _checked_titles(body.inputs, settings, "inputs")
         params = body.parameters
-        preds = await state.batcher.predict(titles)
+        preds = await predicted(titles)
         return [hf_scores(p.scores, params.top_k if params else None,
                           params.function_to_apply if params else None) for p in preds]
 
