@@ -96,3 +96,26 @@ def tiny_run_dir(tiny_csv, tiny_model_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     assert train_main(tiny_train_argv(tiny_csv, tiny_model_dir, out)) == 0
     return out
+
+
+def make_rule(labels, thresholds=0.5, at_least_one: bool = True, exclusive: int | None = None, groups=()):
+    """A DecisionRule from test arrays: `labels` a list of names or a count, `exclusive` a column, `groups`
+    (column indices, exactly_one) pairs."""
+    import numpy as np
+
+    from jobtitles.decision_rule import DecisionRule
+    from jobtitles.label_groups import AT_MOST_ONE, EXACTLY_ONE, LabelGroup
+
+    names = tuple(labels) if not isinstance(labels, int) else tuple(f"label {j}" for j in range(labels))
+    thr = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(names),))
+    made = tuple(LabelGroup(f"group {k}", tuple(names[int(j)] for j in cols), EXACTLY_ONE if one else AT_MOST_ONE)
+                 for k, (cols, one) in enumerate(groups or ()))
+    return DecisionRule(names, tuple(float(t) for t in thr), at_least_one,
+                        names[exclusive] if exclusive is not None else None, made)
+
+
+def decide(scores, thresholds=0.5, at_least_one: bool = True, exclusive: int | None = None, groups=()):
+    """`make_rule(...).decide(scores)` for a score matrix."""
+    import numpy as np
+
+    return make_rule(np.shape(scores)[1], thresholds, at_least_one, exclusive, groups).decide(scores)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jobtitles.decisions import choose_rule, decide, shrink
+from conftest import decide, make_rule
+
+from jobtitles.decisions import choose_rule, shrink
 
 DEFAULT = np.array([0.5, 0.5])
 
@@ -39,18 +41,18 @@ def test_thresholds_that_overfit_are_not_adopted():
     fold_a = [(0.9, 1)] * 10 + [(0.40, 1)] * 5 + [(0.1, 0)] * 10 + [(0.35, 0)] * 5
     fold_b = [(0.9, 1)] * 10 + [(0.60, 1)] * 5 + [(0.1, 0)] * 10 + [(0.42, 0)] * 5
     scores, y, folds = two_folds(fold_a, fold_b)
-    rule = choose_rule(scores, y, folds, ["x", "y"], DEFAULT, 1, at_least_one=False, exclusive=None)
+    rule = choose_rule(scores, y, folds, make_rule(["x", "y"], DEFAULT, False), min_support=1)
     assert rule.fold_thresholds["tuned"][1][0] == pytest.approx(0.40)  # fold B is scored with A's tuning
     assert np.mean(rule.fold_micro_f1["tuned"]) < np.mean(rule.fold_micro_f1["configured"])
-    assert rule.chosen == "configured" and rule.thresholds.tolist() == [0.5, 0.5]
+    assert rule.chosen == "configured" and list(rule.rule.thresholds) == [0.5, 0.5]
     assert "configured thresholds are kept" in rule.reason
 
 
 def test_thresholds_that_help_in_every_fold_are_adopted():
     fold = [(0.35, 1)] * 10 + [(0.1, 0)] * 10
     scores, y, folds = two_folds(fold, fold)
-    rule = choose_rule(scores, y, folds, ["x", "y"], DEFAULT, 1, at_least_one=False, exclusive=None)
-    assert rule.chosen == "tuned" and rule.thresholds[0] == pytest.approx(0.35)
+    rule = choose_rule(scores, y, folds, make_rule(["x", "y"], DEFAULT, False), min_support=1)
+    assert rule.chosen == "tuned" and rule.rule.thresholds[0] == pytest.approx(0.35)
     assert rule.fold_micro_f1["tuned"] == [1.0, 1.0] and rule.gain > rule.noise
 
 
@@ -66,10 +68,10 @@ def test_shipped_thresholds_are_the_evaluated_ones():
     y[z_pos, 1] = 1
     scores[:, 1] = np.where(y[:, 1] == 1, 0.3, 0.05)
     folds = [(np.arange(20, 40), np.arange(20)), (np.arange(20), np.arange(20, 40))]
-    rule = choose_rule(scores, y, folds, ["x", "z"], DEFAULT, 10, at_least_one=False, exclusive=None)
+    rule = choose_rule(scores, y, folds, make_rule(["x", "z"], DEFAULT, False), min_support=10)
     assert rule.chosen in ("tuned", "shrunk")
     assert [t[1] for t in rule.fold_thresholds["tuned"]] == [0.5, 0.5]
-    assert rule.thresholds[1] == 0.5  # all rows have 10 positives, but the folds never evaluated tuning it
+    assert rule.rule.thresholds[1] == 0.5  # all rows have 10 positives, but the folds never evaluated tuning it
     assert "could not be evaluated" in rule.notes["z"]
 
 

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from jobtitles.decisions import cross_fitted, decide, threshold_vector, tune_thresholds
+from conftest import decide
+
+from jobtitles.decisions import cross_fitted, threshold_vector, tune_thresholds
 from jobtitles.errors import UserError
 from jobtitles.losses import pos_weight
 from jobtitles.metrics import mean_std, multilabel_metrics, per_label_metrics

@@ -86,6 +86,6 @@ def test_softmax_run_saves_its_groups_and_every_backend_scores_them_so(softmax_r
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     with torch.no_grad():
         logits = model(**tok(titles, padding=True, return_tensors="pt")).logits.numpy()
-    assert np.allclose(scores, scores_from_logits(logits, clf._softmax_groups), atol=1e-4)
+    assert np.allclose(scores, clf.scoring.transformer_scores(logits), atol=1e-4)
     # the run learned from its titles: six label sets in equal shares, so a constant guess gets 1/6 of them
     assert res["summary"]["model"]["subset_accuracy"]["mean"] > 0.3

@@ -11,7 +11,9 @@ import pytest
 
 from conftest import write_csv
 from jobtitles.data import load_labeled_csv
-from jobtitles.decisions import choose_rule, decide
+from conftest import decide, make_rule
+
+from jobtitles.decisions import choose_rule
 from jobtitles.errors import UserError
 from jobtitles.io_utils import read_json
 from jobtitles.label_groups import AT_MOST_ONE, EXACTLY_ONE, LabelGroup
@@ -98,15 +100,17 @@ def structured_scores(helpful: bool):
 
 def test_groups_adopted_when_they_win():
     scores, y, folds, groups = structured_scores(helpful=True)
-    rule = choose_rule(scores, y, folds, list("abcd"), np.full(4, 0.5), 5, False, None, groups, tune=False)
-    assert rule.chosen == "configured+groups" and rule.use_groups
+    configured = make_rule(list("abcd"), 0.5, False)
+    rule = choose_rule(scores, y, folds, configured, make_rule(list("abcd"), groups=groups).groups, 5, tune=False)
+    assert rule.chosen == "configured+groups" and rule.rule.groups
     assert np.mean(rule.fold_micro_f1["configured+groups"]) == 1.0
 
 
 def test_thresholds_kept_when_groups_do_not_pay():
     scores, y, folds, groups = structured_scores(helpful=False)
-    rule = choose_rule(scores, y, folds, list("abcd"), np.full(4, 0.5), 5, False, None, groups, tune=False)
-    assert rule.chosen == "configured" and not rule.use_groups
+    configured = make_rule(list("abcd"), 0.5, False)
+    rule = choose_rule(scores, y, folds, configured, make_rule(list("abcd"), groups=groups).groups, 5, tune=False)
+    assert rule.chosen == "configured" and not rule.rule.groups
     assert np.mean(rule.fold_micro_f1["configured+groups"]) < np.mean(rule.fold_micro_f1["configured"]) == 1.0
 
 

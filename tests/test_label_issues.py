@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import decide
 from jobtitles import label_issues as li
 from jobtitles.data import load_labeled_csv
-from jobtitles.decisions import decide
 from jobtitles.errors import UserError
 from jobtitles.relabel import main as relabel_main
 from jobtitles.relabel import relabel

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import sample_rows, tiny_train_argv, write_csv
+from conftest import make_rule, sample_rows, tiny_train_argv, write_csv
 from jobtitles.io_utils import read_json
-from jobtitles.score_sources import choose_sources, combine
+from jobtitles.scoring import combine
+from jobtitles.score_sources import choose_sources
 
 
 def test_a_label_only_the_baseline_learns_is_sent_to_the_baseline():
@@ -27,7 +28,7 @@ def test_a_label_only_the_baseline_learns_is_sent_to_the_baseline():
     baseline = np.where(y == 1, 0.7, 0.2) + rng.normal(0, 0.02, y.shape)
     baseline[:, :2] = 0.4  # the baseline is useless on the frequent labels
     folds = [(np.setdiff1d(np.arange(n), np.arange(k, n, 4)), np.arange(k, n, 4)) for k in range(4)]
-    choice = choose_sources(transformer, baseline, y, folds, ["a", "b", "rare"], np.full(3, 0.5), True, None)
+    choice = choose_sources(transformer, baseline, y, folds, make_rule(["a", "b", "rare"]))
     assert choice.adopted and choice.sources == ["transformer", "transformer", "baseline"]
     assert np.mean(choice.fold_macro_f1["per_label"]) > np.mean(choice.fold_macro_f1["transformer"])
     assert np.allclose(choice.scores[:, 2], baseline[:, 2]) and np.allclose(choice.scores[:, :2], transformer[:, :2])
@@ -39,7 +40,7 @@ def test_a_baseline_that_does_not_help_is_not_adopted():
     transformer = np.where(y == 1, 0.9, 0.1)
     baseline = rng.random(y.shape)  # noise
     folds = [(np.setdiff1d(np.arange(120), np.arange(k, 120, 3)), np.arange(k, 120, 3)) for k in range(3)]
-    choice = choose_sources(transformer, baseline, y, folds, ["a", "b"], np.full(2, 0.5), True, None)
+    choice = choose_sources(transformer, baseline, y, folds, make_rule(["a", "b"]))
     assert not choice.adopted and choice.sources == ["transformer", "transformer"]
     assert np.array_equal(choice.scores, transformer)
 
@@ -62,7 +63,7 @@ def rare_run(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 def test_shipped_thresholds_are_the_evaluated_rule(rare_run):
-    from jobtitles.decisions import choose_rule, exclusive_index
+    from jobtitles.decisions import choose_rule
 
     res = read_json(rare_run / "cv_results.json")
     cfg = read_json(rare_run / "model" / "config.json")
@@ -79,10 +80,9 @@ def test_shipped_thresholds_are_the_evaluated_rule(rare_run):
     fold_idx = [(np.array(sorted(row_index[r] for r in f["train_rows"])), np.array(sorted(row_index[r] for r in f["test_rows"])))
                 for f in folds]
     y = np.array([[1 if lab in r["gold"].split(" | ") else 0 for lab in labels] for r in oof_rows])
-    rule = choose_rule(scores, y, fold_idx, labels, np.full(len(labels), 0.5), 3, True,
-                       exclusive_index(labels, "Not Required"))
+    rule = choose_rule(scores, y, fold_idx, make_rule(labels, 0.5, True, labels.index("Not Required")), (), 3)
     assert rule.chosen == res["decision_rule"]["chosen"]
-    assert np.allclose(rule.thresholds, [res["thresholds"][lab] for lab in labels], atol=1e-6)
+    assert np.allclose(rule.rule.thresholds, [res["thresholds"][lab] for lab in labels], atol=1e-6)
     # Owner (4 rows, 2 per fold's tuning rows < tune_min_support=3) was never tuned inside a fold: not shipped tuned
     assert res["thresholds"]["Owner"] == 0.5
 
@@ -118,7 +118,7 @@ def test_baseline_sourced_labels_are_applied_by_title_classifier(rare_run, tmp_p
     from jobtitles import TitleClassifier
     from jobtitles.baseline import make_baseline
     from jobtitles.data import load_labeled_csv
-    from jobtitles.score_sources import BASELINE_FILE, save_baseline
+    from jobtitles.baseline_store import BASELINE_FILE, save_baseline
 
     model = tmp_path / "model"
     shutil.copytree(rare_run / "model", model)
@@ -172,6 +172,6 @@ def test_a_baseline_that_only_fits_some_folds_is_not_adopted():
     baseline[20:, 2] = 0.1
     baseline[[21, 23, 25, 27], 2] = 0.9
     folds = [(np.arange(20, 40), np.arange(20)), (np.arange(20), np.arange(20, 40))]
-    choice = choose_sources(transformer, baseline, y, folds, ["a", "b", "r"], np.full(3, 0.5), True, None)
+    choice = choose_sources(transformer, baseline, y, folds, make_rule(["a", "b", "r"]))
     assert choice.fold_sources == [["transformer"] * 3, ["transformer", "transformer", "baseline"]]
     assert not choice.adopted and choice.sources == ["transformer"] * 3

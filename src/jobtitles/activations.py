@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import softmax
 
-from jobtitles.decisions import Groups
 from jobtitles.metrics import sigmoid
 
 
-def scores_from_logits(logits: np.ndarray, softmax_groups: Groups = None) -> np.ndarray:
+IndexedGroups = list[tuple[np.ndarray, bool]]  # (column indices, exactly_one) per group: the arrays' form
+
+
+def scores_from_logits(logits: np.ndarray, softmax_groups: IndexedGroups | None = None) -> np.ndarray:
     scores = sigmoid(logits)
     for cols, exactly_one in softmax_groups or []:
         z = np.asarray(logits, dtype=np.float64)[:, cols]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from jobtitles.errors import cli_entry
@@ -26,12 +25,3 @@ def predict_main(argv: list[str] | None = None) -> int:
     from jobtitles.predict_cli import main
 
     return main(sys.argv[1:] if argv is None else argv)
-
-
-def quiet_libraries() -> None:
-    """Library chatter that says nothing to our users: tokenizer fork warnings, the load report that says the
-    new classification head is newly initialised (it always is), per-file weight-loading progress bars."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -17,6 +17,8 @@ from typing import Any, Literal, Optional
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from jobtitles.decision_rule import DecisionRule
+from jobtitles.decisions import threshold_vector
 from jobtitles.errors import UserError
 
 
@@ -171,6 +173,12 @@ class ProjectArgs:
             if not 0.0 < out[str(label)] < 1.0:
                 raise UserError(f"label_thresholds: threshold of {label!r} must be between 0 and 1, found {value!r}")
         return out
+
+    def configured_rule(self, labels: list[str]) -> DecisionRule:
+        """The rule as configured (before any tuning or group decoding), for these labels."""
+        thresholds = threshold_vector(labels, self.decision_threshold, self.label_threshold_map())
+        exclusive = self.empty_label if self.empty_label in labels else None
+        return DecisionRule(tuple(labels), tuple(float(t) for t in thresholds), self.at_least_one, exclusive)
 
 
 # Project defaults for TrainingArguments (fast settings for short titles; see docs/benchmarks.md).

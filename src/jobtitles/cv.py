@@ -21,7 +21,6 @@ from jobtitles import run_files
 from jobtitles.config import ProjectArgs
 from jobtitles.cv_summary import FoldOutput, summarize
 from jobtitles.data import LabeledData, load_labeled_csv
-from jobtitles.decisions import decide, exclusive_index, threshold_vector
 from jobtitles.errors import UserError
 from jobtitles.folds import make_folds
 from jobtitles.hub import check_hub_settings, push
@@ -63,7 +62,7 @@ def check_data(data: LabeledData, project: ProjectArgs) -> None:
     if len(data) < project.n_splits:
         raise UserError(f"{project.train_file}: {len(data)} usable rows, fewer than n_splits={project.n_splits}; "
                         f"add rows or lower n_splits (at least 2)")
-    threshold_vector(data.labels, project.decision_threshold, project.label_threshold_map())
+    project.configured_rule(data.labels)  # label_thresholds must name the file's labels
     if project.group_loss == "softmax" and not data.groups:
         logger.warning("group_loss: softmax, but the labels have no exclusive groups (label_groups); every label "
                        "trains with its own sigmoid")
@@ -165,8 +164,7 @@ def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data:
     test_scores = fold.scores(ds.select(test))
     train_metrics = None
     if project.report_train_metrics:
-        train_pred = decide(fold.scores(train_ds), project.decision_threshold, project.at_least_one,
-                            exclusive_index(data.labels, project.empty_label))
+        train_pred = project.configured_rule(data.labels).decide(fold.scores(train_ds))
         train_metrics = multilabel_metrics(data.y[train], train_pred)
     return FoldOutput(test_scores, train_metrics, fold.train_seconds, fold.loss_history())
 

@@ -12,10 +12,10 @@ from transformers import TrainingArguments
 from jobtitles.baseline import BASELINE_NAME, baseline_scores
 from jobtitles.config import ProjectArgs
 from jobtitles.data import LabeledData
-from jobtitles.decisions import (RuleChoice, choose_rule, decide_per_fold, exclusive_index, fold_metrics,
-                                 threshold_vector)
+from jobtitles.decision_rule import DecisionRule
+from jobtitles.decisions import RuleChoice, candidate_rules, choose_rule, decide_per_fold, fold_metrics
 from jobtitles.folds import missing_labels
-from jobtitles.label_groups import group_index, softmax_groups
+from jobtitles.label_groups import softmax_groups
 from jobtitles.metrics import mean_std, per_label_metrics
 from jobtitles.report import fold_key
 from jobtitles.run_result import DecisionSettings, RuleSummary, RunResult, SourcesSummary, Timing
@@ -48,14 +48,14 @@ def variant_of(candidate: str) -> str:
     return "model" + ("" if base == "configured" else f"_{base}") + ("_groups" if grouped else "")
 
 
-def candidate_decisions(oof: np.ndarray, folds: Folds, rule: RuleChoice, groups, at_least_one: bool,
-                        exclusive: int | None) -> dict[str, np.ndarray]:
+def candidate_decisions(oof: np.ndarray, folds: Folds, choice: RuleChoice, configured: DecisionRule,
+                        groups) -> dict[str, np.ndarray]:
     """Out-of-fold decisions of every candidate rule the choice evaluated, by summary key."""
     out = {}
-    for candidate in rule.fold_micro_f1:
+    for candidate in choice.fold_micro_f1:
         base, _, grouped = candidate.partition("+")
-        out[variant_of(candidate)] = decide_per_fold(oof, folds, rule.fold_thresholds[base], at_least_one, exclusive,
-                                                     groups if grouped else None)
+        rules = candidate_rules(configured, choice.fold_thresholds[base], groups if grouped else ())
+        out[variant_of(candidate)] = decide_per_fold(oof, folds, rules)
     return out
 
 
@@ -63,8 +63,7 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
               training: TrainingArguments, cv_seconds: float, precision: dict[str, str]) -> RunResult:
     labels, y = data.labels, data.y
     oof = out_of_fold(folds, outputs, y.shape)
-    default = threshold_vector(labels, project.decision_threshold, project.label_threshold_map())
-    exclusive = exclusive_index(labels, project.empty_label)
+    configured = project.configured_rule(labels)
     base_scores, baseline_seconds, sources = None, None, None
     if project.baseline:  # the TF-IDF baseline on the same folds; optionally a per-label score source
         t0 = time.perf_counter()
@@ -72,16 +71,13 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
         baseline_seconds = time.perf_counter() - t0
         if project.score_sources == "auto":
             softmax = softmax_groups(project.group_loss, data.groups, labels) or []
-            sources = choose_sources(oof, base_scores, y, folds, labels, default, project.at_least_one, exclusive,
+            sources = choose_sources(oof, base_scores, y, folds, configured,
                                      frozenset(int(j) for cols, _ in softmax for j in cols))
             oof = sources.scores  # the transformer's own scores unless the per-label rule was adopted
-    groups = group_index(data.groups, labels)
-    rule = choose_rule(oof, y, folds, labels, default, project.tune_min_support, project.at_least_one, exclusive,
-                       groups, tune=project.tune_thresholds)
-    variants = candidate_decisions(oof, folds, rule, groups, project.at_least_one, exclusive)
+    rule = choose_rule(oof, y, folds, configured, data.groups, project.tune_min_support, project.tune_thresholds)
+    variants = candidate_decisions(oof, folds, rule, configured, data.groups)
     if base_scores is not None:  # decoded with the shipped rule's structure, at 0.5: like for like
-        variants["baseline"] = decide_per_fold(base_scores, folds, np.full(len(labels), 0.5), project.at_least_one,
-                                               exclusive, groups if rule.use_groups else None)
+        variants["baseline"] = decide_per_fold(base_scores, folds, rule.rule.with_thresholds(np.full(len(labels), 0.5)))
     per_fold = fold_records(folds, outputs, variants, rule, y, labels)
     summary = {name: mean_std([f[fold_key(name)] for f in per_fold]) for name in variants}
     if project.report_train_metrics:
@@ -95,16 +91,16 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
             threshold=project.decision_threshold, label_thresholds=project.label_threshold_map(),
             tune_thresholds=project.tune_thresholds, tune_min_support=project.tune_min_support,
             at_least_one=project.at_least_one, pos_weight=project.pos_weight,
-            exclusive_label=labels[exclusive] if exclusive is not None else None),
+            exclusive_label=configured.exclusive_label),
         decision_rule=RuleSummary(chosen=rule.chosen, variant=chosen, reason=rule.reason, gain=rule.gain,
                                   noise=rule.noise, fold_micro_f1=rule.fold_micro_f1,
                                   fold_subset_accuracy=rule.fold_subset_accuracy),
-        label_groups=[g.to_json() for g in data.groups], label_groups_used=rule.use_groups,
+        label_groups=[g.to_json() for g in data.groups], label_groups_used=bool(rule.rule.groups),
         score_sources=sources_summary(sources, labels),
         head_init=project.head_init,
         group_loss="softmax" if softmax_groups(project.group_loss, data.groups, labels) else "bce",
         precision=precision,
-        thresholds=dict(zip(labels, np.asarray(rule.thresholds).tolist())), threshold_notes=rule.notes,
+        thresholds=rule.rule.threshold_map, threshold_notes=rule.notes,
         summary=summary, per_label={name: per_label_metrics(y, pred, labels) for name, pred in variants.items()},
         missing_labels=missing_labels(y, folds, labels), folds=per_fold,
         baseline_name=BASELINE_NAME if project.baseline else None,

@@ -22,6 +22,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from jobtitles.errors import UserError
 from jobtitles.log import logger, warn
 from jobtitles.label_groups import LabelGroup, describe, detect_groups, explicit_groups
+from jobtitles.titles import MAX_TITLE_CHARS, clean_title
 
 MAX_LISTED = 8  # row numbers listed in one message before "and N more"
 
@@ -182,17 +183,19 @@ def load_labeled_csv(
     dropped: list[tuple[int, str]] = []
     kept: list[tuple[int, str, list[str]]] = []
     column_cells: dict[int, list[str]] = {}  # row -> its label cells, column by column ("" where empty)
-    empty_rows, ragged_rows = [], []
+    empty_rows, ragged_rows, cut_rows = [], [], []
     for row, cells in records:
         extra = cells[len(header):]
         if any(c.strip() for c in extra):
             ragged_rows.append(row)
             dropped.append((row, f"{len(cells)} fields but the header has {len(header)}"))
             continue
-        title = " ".join(cells[title_idx].split()) if title_idx < len(cells) else ""
+        title, cut = clean_title(" ".join(cells[title_idx].split()) if title_idx < len(cells) else "")
         if not title:
             empty_rows.append(row)
             continue
+        if cut:
+            cut_rows.append(row)
         labels = [cells[i].strip() for i in label_idx if i < len(cells) and cells[i].strip()]
         for label in labels:
             check_label_name(path, row, label)
@@ -203,6 +206,9 @@ def load_labeled_csv(
             f"{path}: dropped rows {_listing(ragged_rows)}: more fields than the header "
             f"(a '{delimiter}' inside an unquoted title? quote the title)"
         )
+    if cut_rows:  # the same cut as every prediction path makes, so training sees what predictions see
+        messages.append(f"{path}: rows {_listing(cut_rows)}: titles longer than {MAX_TITLE_CHARS} characters were "
+                        "cut to that length; a job title is one line of a few words: check those rows")
     if empty_rows:
         if empty_titles == "error":
             raise UserError(f"{path}: empty title in rows {_listing(empty_rows)}; fill them in or set `empty_titles: drop`")

@@ -1,11 +1,15 @@
-"""From sigmoid scores to label sets: thresholds (global or per label), tuning, and the at-least-one rule."""
+"""Choosing the decision rule a model ships with: per-label thresholds tuned and shrunk on out-of-fold scores,
+with or without group decoding, each candidate scored cross-fitted (`decision_rule.DecisionRule` applies it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
+from jobtitles.decision_rule import DecisionRule
+from jobtitles.label_groups import LabelGroup
 from jobtitles.metrics import multilabel_metrics
 
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
@@ -21,57 +25,19 @@ def threshold_vector(labels: list[str], default: float, per_label: dict[str, flo
     return np.array([per_label.get(lab, default) for lab in labels], dtype=np.float64)
 
 
-Groups = "list[tuple[np.ndarray, bool]] | None"  # (column indices, exactly_one) per exclusive label group
-
-
-def decide(scores: np.ndarray, thresholds: np.ndarray | float, at_least_one: bool,
-           exclusive: int | None = None, groups: Groups = None) -> np.ndarray:
-    """Multi-hot decisions; with at_least_one, a row with no score over its threshold gets its top label.
-
-    `groups`: within an exactly-one group the top label is taken; within an at-most-one group the top label
-    if it passes its threshold; labels outside groups keep their thresholds.
-    `exclusive` is the column of the empty label ("Not Required"), which means "none of the other labels" and
-    so is never decided together with another one: where both pass, the side with the higher score wins."""
-    scores = np.asarray(scores)
-    pred = scores >= np.asarray(thresholds)
-    rows = np.arange(len(scores))
-    for cols, exactly_one in groups or []:
-        top = cols[scores[:, cols].argmax(axis=1)]
-        keep = np.ones(len(scores), dtype=bool) if exactly_one else pred[rows, top]
-        pred[:, cols] = False
-        pred[rows[keep], top[keep]] = True
-    if at_least_one and len(scores):
-        empty = ~pred.any(axis=1)
-        pred[empty, scores[empty].argmax(axis=1)] = True
-    if exclusive is not None and len(scores):
-        others = np.ones(scores.shape[1], dtype=bool)
-        others[exclusive] = False
-        passing = np.where(pred[:, others], scores[:, others], -np.inf).max(axis=1)
-        both = pred[:, exclusive] & np.isfinite(passing)
-        empty_wins = both & (scores[:, exclusive] >= passing)
-        pred[both & ~empty_wins, exclusive] = False
-        pred[np.ix_(empty_wins, others)] = False
-    return pred.astype(np.int8)
-
-
 def decide_per_fold(scores: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
-                    thresholds: np.ndarray | list[np.ndarray], at_least_one: bool, exclusive: int | None = None,
-                    groups: Groups = None) -> np.ndarray:
-    """Out-of-fold decisions: each test fold decided with its own thresholds (a list, one per fold: chosen on
-    the other folds' rows) or with the same ones."""
+                    rules: DecisionRule | list[DecisionRule]) -> np.ndarray:
+    """Out-of-fold decisions: each test fold decided with its own rule (a list, one per fold: chosen on the
+    other folds' rows) or with the same one."""
     pred = np.zeros(np.shape(scores), dtype=np.int8)
     for k, (_, test) in enumerate(folds):
-        thr = thresholds[k] if isinstance(thresholds, list) else thresholds
-        pred[test] = decide(scores[test], thr, at_least_one, exclusive, groups)
+        rule = rules[k] if isinstance(rules, list) else rules
+        pred[test] = rule.decide(scores[test])
     return pred
 
 
 def fold_metrics(y: np.ndarray, pred: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
     return [multilabel_metrics(y[test], pred[test]) for _, test in folds]
-
-
-def exclusive_index(labels: list[str], empty_label: str | None) -> int | None:
-    return labels.index(empty_label) if empty_label is not None and empty_label in labels else None
 
 
 @dataclass
@@ -145,8 +111,7 @@ class RuleChoice:
     """Which decision rule the model ships with, chosen on cross-fitted out-of-fold figures."""
 
     chosen: str  # "configured", "tuned", "shrunk", each optionally "+groups"
-    thresholds: np.ndarray  # the shipped thresholds (all out-of-fold rows, same rule as evaluated)
-    use_groups: bool  # decode with the label groups
+    rule: DecisionRule  # the shipped rule (thresholds from all out-of-fold rows, as evaluated)
     fold_thresholds: dict[str, list[np.ndarray]]  # "configured" / "tuned" / "shrunk" -> thresholds per fold
     fold_micro_f1: dict[str, list[float]]  # candidate -> micro-F1 of each test fold
     fold_subset_accuracy: dict[str, list[float]]  # candidate -> subset accuracy of each test fold
@@ -156,9 +121,9 @@ class RuleChoice:
     reason: str
 
 
-def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], labels: list[str],
-                default: np.ndarray, min_support: int, at_least_one: bool, exclusive: int | None,
-                groups: Groups = None, tune: bool = True) -> RuleChoice:
+def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
+                configured: DecisionRule, groups: Sequence[LabelGroup] = (), min_support: int = 10,
+                tune: bool = True) -> RuleChoice:
     """Tuned, shrunk or configured thresholds, each with or without group decoding: a candidate is adopted only
     when it beats the configured thresholds cross-fitted by more than the fold-to-fold noise (standard error of
     the per-fold gain) on the mean of micro-F1 and subset accuracy, without lowering micro-F1 beyond its noise.
@@ -166,6 +131,7 @@ def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray,
     The rule the model ships with is evaluated as it is: a label is tuned in the final thresholds only if it
     was tunable (had `min_support` positives in the tuning rows) in every fold."""
     y = np.asarray(y)
+    labels, default = list(configured.labels), np.asarray(configured.thresholds, dtype=np.float64)
     fold_thr: dict[str, list[np.ndarray]] = {"configured": [default] * len(folds)}
     always = set(range(len(labels)))
     if tune:
@@ -180,15 +146,15 @@ def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray,
     exact: dict[str, list[float]] = {}
     for name, grouped in candidates:
         key = name + ("+groups" if grouped else "")
-        pred = decide_per_fold(scores, folds, fold_thr[name], at_least_one, exclusive, groups if grouped else None)
+        pred = decide_per_fold(scores, folds, candidate_rules(configured, fold_thr[name], groups if grouped else ()))
         per_fold = fold_metrics(y, pred, folds)
         f1[key] = [m["micro_f1"] for m in per_fold]
         exact[key] = [m["subset_accuracy"] for m in per_fold]
     others = [k for k in f1 if k != "configured"]
     final = tune_thresholds(scores, y, labels, default, min_support, only=always) if tune else Tuned(default)
     if not others:
-        return RuleChoice("configured", np.asarray(default, dtype=np.float64), False, fold_thr, f1, exact, 0.0, 0.0,
-                          {}, "no candidate rule (tune_thresholds is false and there are no label groups)")
+        return RuleChoice("configured", configured, fold_thr, f1, exact, 0.0, 0.0, {},
+                          "no candidate rule (tune_thresholds is false and there are no label groups)")
 
     # The objective is the mean of micro-F1 (the tuning objective) and subset accuracy (exact label sets, what
     # group decoding is for), per fold; ties go to the simpler rule: fewer moved thresholds, then no groups.
@@ -213,8 +179,14 @@ def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray,
     shipped = {"configured": default, "tuned": final.thresholds,
                "shrunk": shrink(final.thresholds, default, y.sum(axis=0), min_support)}[base]
     notes = final.notes if base != "configured" else {}
-    return RuleChoice(chosen, np.asarray(shipped, dtype=np.float64), chosen.endswith("+groups"), fold_thr, f1,
-                      exact, gain, noise, notes, reason)
+    rule = configured.with_thresholds(shipped).with_groups(groups if chosen.endswith("+groups") else ())
+    return RuleChoice(chosen, rule, fold_thr, f1, exact, gain, noise, notes, reason)
+
+
+def candidate_rules(configured: DecisionRule, fold_thresholds: list[np.ndarray],
+                    groups: Sequence[LabelGroup] = ()) -> list[DecisionRule]:
+    """One rule per fold: the configured structure with that fold's thresholds and these groups."""
+    return [configured.with_thresholds(t).with_groups(groups) for t in fold_thresholds]
 
 
 def paired_gain(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:

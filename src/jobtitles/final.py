@@ -13,15 +13,15 @@ from transformers import TrainingArguments
 from jobtitles.baseline import fit_baseline
 from jobtitles.config import ProjectArgs
 from jobtitles.data import LabeledData
-from jobtitles.decisions import decide, exclusive_index, threshold_vector
 from jobtitles.hub import push
 from jobtitles.io_utils import replace_dir
-from jobtitles.label_groups import group_index, softmax_groups
+from jobtitles.label_groups import softmax_groups
 from jobtitles.log import logger, warn
 from jobtitles.metrics import multilabel_metrics, per_label_metrics
-from jobtitles.model_folder import decision_config, is_complete, write_card
+from jobtitles.model_folder import is_complete
+from jobtitles.model_save import decision_config, write_card
 from jobtitles.run_result import FitCheck, RunResult
-from jobtitles.score_sources import combine, save_baseline, source_list
+from jobtitles.baseline_store import save_baseline
 from jobtitles.training import FoldRun, fresh_model, run_args
 
 
@@ -44,7 +44,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         result.final_fit_check = fit_check(final, ds, data, result, baseline)
         result.timing.final_train_seconds = final.train_seconds
         result.final_loss_history = final.loss_history()
-        model.config.update(decision_config(result, trained_softmax is not None))
+        model.config.update(decision_config(result))
         tmp = run_dir / ".model.tmp"
         final.trainer.save_model(str(tmp))  # main process only; safetensors + config + tokenizer
         if state.is_main_process:
@@ -66,11 +66,8 @@ def fit_check(final: FoldRun, ds, data: LabeledData, result: RunResult, baseline
     does not, its training went wrong (a diverged or stuck seed), which the CV figures cannot show."""
     scores = final.scores(ds)
     if baseline is not None:
-        sources = source_list(data.labels, result.shipped_sources())
-        scores = combine(scores, baseline.predict_proba(np.asarray(data.titles, dtype=object)), sources)
-    groups = group_index(data.groups, data.labels) if result.label_groups_used else None
-    pred = decide(scores, threshold_vector(data.labels, 0.5, result.thresholds), result.decision.at_least_one,
-                  exclusive_index(data.labels, result.decision.exclusive_label), groups)
+        scores = result.shipped_scoring().combine(scores, baseline.predict_proba(np.asarray(data.titles, dtype=object)))
+    pred = result.shipped_rule().decide(scores)
     metrics = multilabel_metrics(data.y, pred)
     recall = {lab: m["recall"] for lab, m in per_label_metrics(data.y, pred, data.labels).items()}
     missed = [f"{lab} ({recall[lab]:.2f} of {int(data.y[:, j].sum())} rows)" for j, lab in enumerate(data.labels)

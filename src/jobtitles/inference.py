@@ -12,14 +12,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from jobtitles.activations import scores_from_logits
-from jobtitles.decisions import decide, exclusive_index
+from jobtitles.baseline_store import load_baseline
+from jobtitles.decision_rule import DecisionRule
 from jobtitles.errors import UserError
-from jobtitles.label_groups import LabelGroup, group_index
-from jobtitles.model_folder import (AT_LEAST_ONE_KEY, EXCLUSIVE_KEY, GROUPS_KEY, ONNX_FILES, SOFTMAX_GROUPS_KEY,
-                                    SOURCES_KEY, load_checked_tokenizer, quiet_loading, read_model_config,
-                                    thresholds_from_config)
-from jobtitles.score_sources import combine, load_baseline, source_list
+from jobtitles.model_folder import ONNX_FILES, labels_of, load_checked_tokenizer, quiet_loading, read_model_config
+from jobtitles.scoring import Scoring
+from jobtitles.titles import clean_titles
 from jobtitles.tokenization import length_order
 
 
@@ -31,23 +29,17 @@ class TitleClassifier:
             raise UserError(f"dtype must be float32 or bfloat16 (torch backend), found {dtype!r}")
         self.model_dir = Path(model)
         self.threads = threads  # None: the libraries' default (every core); Spark passes its task's cores
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise UserError(f"batch_size must be a whole number of at least 1, found {batch_size!r}")
         cfg = read_model_config(self.model_dir)
-        self.labels = [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))]
-        self.thresholds = thresholds_from_config(cfg, self.labels, self.model_dir, threshold)
-        self.at_least_one = bool(cfg.get(AT_LEAST_ONE_KEY, True))
-        self.exclusive_label = cfg.get(EXCLUSIVE_KEY)
-        self.exclusive = exclusive_index(self.labels, self.exclusive_label)
-        self.groups = [LabelGroup.from_json(g) for g in cfg.get(GROUPS_KEY) or []]
-        self._groups = group_index(self.groups, self.labels) or None
-        softmax = [LabelGroup.from_json(g) for g in cfg.get(SOFTMAX_GROUPS_KEY) or []]
-        self._softmax_groups = group_index(softmax, self.labels) or None
-        per_label = cfg.get(SOURCES_KEY) or {}
-        self.sources = source_list(self.labels, per_label)
-        if batch_size < 1:
-            raise UserError(f"batch_size must be at least 1, found {batch_size}")
+        where = str(self.model_dir / "config.json")
+        self.labels = labels_of(cfg, where)
+        # the saved rule and scoring, every key checked: a model folder may come from someone else
+        self.rule = DecisionRule.from_config(cfg, self.labels, where, threshold)
+        self.scoring = Scoring.from_config(cfg, self.labels, where)
         self.batch_size = batch_size
         self.tokenizer = load_checked_tokenizer(self.model_dir, cfg)
-        self._baseline = load_baseline(self.model_dir) if per_label else None
+        self._baseline = load_baseline(self.model_dir, len(self.labels)) if self.scoring.needs_baseline else None
         positions = int(cfg.get("max_position_embeddings") or 512)  # a title never needs more than 128 tokens
         self.max_length = min(max_length or 128, int(self.tokenizer.model_max_length or positions), positions)
         self.backend = backend
@@ -68,11 +60,13 @@ class TitleClassifier:
             dtype = getattr(torch, dtype_name)
         try:
             with quiet_loading():
-                model = AutoModelForSequenceClassification.from_pretrained(str(self.model_dir), dtype=dtype)
+                # safetensors only: a pickled checkpoint (pytorch_model.bin) could run code when loaded
+                model = AutoModelForSequenceClassification.from_pretrained(str(self.model_dir), dtype=dtype,
+                                                                           use_safetensors=True)
         except Exception as err:  # noqa: BLE001 - missing, truncated or garbage weights surface as many types
             raise UserError(f"{self.model_dir}: the model weights do not load ({type(err).__name__}: "
-                            f"{str(err).splitlines()[0][:200]}); the folder is damaged or incomplete: re-copy it "
-                            "or retrain") from err
+                            f"{(str(err).splitlines() or [''])[0][:200]}); the folder is damaged or incomplete "
+                            "(model.safetensors is needed): re-copy it or retrain") from err
         model = model.to(device).eval()
         self.torch_model = model  # the loaded transformers model (torch backend only)
 
@@ -104,9 +98,20 @@ class TitleClassifier:
 
         return forward
 
+    # --- the saved rule, as attributes ----------------------------------------------------------------------
+    @property
+    def thresholds(self) -> np.ndarray:
+        return np.asarray(self.rule.thresholds, dtype=np.float64)
+
+    @property
+    def exclusive_label(self) -> str | None:
+        return self.rule.exclusive_label
+
     # --- prediction -----------------------------------------------------------------------------------------
-    def _batches(self, titles: Sequence[str]) -> Iterator[tuple[np.ndarray, dict]]:
+    def _batches(self, titles: Sequence[str], truncated: list[bool]) -> Iterator[tuple[np.ndarray, dict]]:
         enc = self.tokenizer(list(titles), truncation=True, max_length=self.max_length)
+        for i, encoding in enumerate(enc.encodings or []):  # fast tokenizers keep what truncation cut off
+            truncated[i] = truncated[i] or bool(encoding.overflowing)
         order = length_order([len(ids) for ids in enc["input_ids"]])
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
         for start in range(0, len(order), self.batch_size):
@@ -114,21 +119,27 @@ class TitleClassifier:
             feats = [{k: enc[k][i] for k in keys} for i in idx]
             yield idx, self.tokenizer.pad(feats, return_tensors="np")
 
-    def predict_scores(self, titles: str | Sequence[str]) -> np.ndarray:
-        """Sigmoid score per label, rows in input order."""
+    def score_titles(self, titles: str | Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        """Scores per label (rows in input order) and, per title, whether the models saw only a part of it
+        (cut to MAX_TITLE_CHARS characters or to max_length tokens)."""
         titles = [titles] if isinstance(titles, str) else list(titles)
         scores = np.zeros((len(titles), len(self.labels)), dtype=np.float32)
         if not titles:
-            return scores
-        for idx, batch in self._batches(titles):
-            scores[idx] = scores_from_logits(self._forward(dict(batch)), self._softmax_groups)
+            return scores, []
+        titles, truncated = clean_titles(titles)
+        for idx, batch in self._batches(titles, truncated):
+            scores[idx] = self.scoring.transformer_scores(self._forward(dict(batch)))
         if self._baseline is not None:  # labels the run's cross-fitted choice sent to the TF-IDF baseline
             base = self._baseline.predict_proba(np.asarray(titles, dtype=object))
-            scores = combine(scores, base, self.sources).astype(np.float32)
-        return scores
+            scores = self.scoring.combine(scores, base).astype(np.float32)
+        return scores, truncated
+
+    def predict_scores(self, titles: str | Sequence[str]) -> np.ndarray:
+        """Sigmoid score per label, rows in input order."""
+        return self.score_titles(titles)[0]
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
-        return decide(scores, self.thresholds, self.at_least_one, self.exclusive, self._groups)
+        return self.rule.decide(scores)
 
     def predict(self, titles: str | Sequence[str]) -> list[str] | list[list[str]]:
         """Label names per title (a list for one string, a list of lists for a list)."""

@@ -9,6 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from jobtitles.decision_rule import DecisionRule
+from jobtitles.label_groups import LabelGroup
+from jobtitles.scoring import Scoring, source_list
+
 Metrics = dict[str, float]  # metric name -> value (metrics.METRICS)
 MeanStd = dict[str, dict[str, float]]  # metric name -> {"mean": ..., "std": ...} over folds
 
@@ -113,6 +117,16 @@ class RunResult:
 
     def shipped_sources(self) -> dict[str, str]:
         return self.score_sources.shipped() if self.score_sources else {}
+
+    def shipped_rule(self) -> DecisionRule:
+        """The rule the model folder carries (and the fit check scores)."""
+        groups = [LabelGroup.from_json(g) for g in self.label_groups] if self.label_groups_used else []
+        return DecisionRule(tuple(self.labels), tuple(float(self.thresholds[lab]) for lab in self.labels),
+                            self.decision.at_least_one, self.decision.exclusive_label, tuple(groups))
+
+    def shipped_scoring(self) -> Scoring:
+        softmax = [LabelGroup.from_json(g) for g in self.label_groups] if self.group_loss == "softmax" else []
+        return Scoring(tuple(self.labels), tuple(softmax), tuple(source_list(self.labels, self.shipped_sources())))
 
     def to_json(self) -> dict[str, Any]:
         skip = {f.name for f in dataclasses.fields(self) if f.metadata.get("json") is False}

@@ -12,34 +12,13 @@ baseline fitted on all rows (skops format: no pickle) so that every backend comp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from jobtitles.decision_rule import DecisionRule
 from jobtitles.decisions import decide_per_fold, fold_metrics, paired_gain
 from jobtitles.metrics import per_label_metrics
-
-SOURCES = ("transformer", "baseline", "blend")
-BASELINE_FILE = "baseline.skops"
-
-
-def source_list(labels: list[str], per_label: dict[str, str]) -> list[str]:
-    """Each label's source, in label order, from the saved mapping of the labels not on the transformer."""
-    return [per_label.get(lab, "transformer") for lab in labels]
-
-
-def combine(transformer: np.ndarray, baseline: np.ndarray | None, sources: list[str]) -> np.ndarray:
-    """Scores with each label's column taken from its source (baseline None: transformer only)."""
-    out = np.array(transformer, dtype=np.float64, copy=True)
-    if baseline is None:
-        return out
-    for j, source in enumerate(sources):
-        if source == "baseline":
-            out[:, j] = baseline[:, j]
-        elif source == "blend":
-            out[:, j] = (transformer[:, j] + baseline[:, j]) / 2
-    return out
-
+from jobtitles.scoring import SOURCES, combine
 
 def best_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray, labels: list[str],
                  thresholds: np.ndarray, transformer_only: frozenset[int] = frozenset()) -> list[str]:
@@ -62,13 +41,12 @@ class SourceChoice:
     reason: str
 
 
-
 def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
-                   folds: list[tuple[np.ndarray, np.ndarray]], labels: list[str], thresholds: np.ndarray,
-                   at_least_one: bool, exclusive: int | None,
+                   folds: list[tuple[np.ndarray, np.ndarray]], rule: DecisionRule,
                    transformer_only: frozenset[int] = frozenset()) -> SourceChoice:
     """`transformer_only`: labels whose score must stay the transformer's (softmax-trained groups, whose scores
     sum to one only as a whole)."""
+    labels, thresholds = list(rule.labels), np.asarray(rule.thresholds, dtype=np.float64)
     combined = np.zeros_like(transformer, dtype=np.float64)
     fold_sources = []
     for _, test in folds:
@@ -77,7 +55,7 @@ def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
         fold_sources.append(chosen)
         combined[test] = combine(transformer[test], baseline[test], chosen)
 
-    per_fold = {name: fold_metrics(y, decide_per_fold(scores, folds, thresholds, at_least_one, exclusive), folds)
+    per_fold = {name: fold_metrics(y, decide_per_fold(scores, folds, rule), folds)
                 for name, scores in (("transformer", transformer), ("per_label", combined))}
 
     def metric(key: str) -> dict[str, list[float]]:
@@ -105,28 +83,3 @@ def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
                   f"(noise {exact_noise:.4f}): every label keeps the transformer")
     return SourceChoice(adopted, final if adopted else ["transformer"] * len(labels), fold_sources,
                         combined if adopted else np.asarray(transformer, dtype=np.float64), macro, micro, reason)
-
-
-def save_baseline(model, model_dir: Path) -> None:
-    import skops.io as sio
-
-    tmp = model_dir / f".{BASELINE_FILE}.tmp"
-    sio.dump(model, tmp)
-    tmp.replace(model_dir / BASELINE_FILE)
-
-
-def load_baseline(model_dir: Path):
-    """The saved TF-IDF + logistic regression pipeline; only scikit-learn's own types are accepted."""
-    import skops.io as sio
-
-    from jobtitles.errors import UserError
-
-    path = model_dir / BASELINE_FILE
-    if not path.is_file():
-        raise UserError(f"{path} not found, but config.json sends some labels to the baseline; re-copy the "
-                        "whole model folder")
-    types = sio.get_untrusted_types(file=path)
-    untrusted = [t for t in types if not t.startswith(("sklearn.", "numpy.", "scipy."))]
-    if untrusted:
-        raise UserError(f"{path}: holds types other than scikit-learn's ({untrusted[:3]}); refusing to load it")
-    return sio.load(path, trusted=types)

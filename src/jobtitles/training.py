@@ -23,9 +23,8 @@ from transformers import (
     set_seed,
 )
 
-from jobtitles.activations import scores_from_logits
+from jobtitles.activations import IndexedGroups, scores_from_logits
 from jobtitles.cores import usable_cores
-from jobtitles.decisions import Groups
 from jobtitles.embedded import resolve_model_path
 from jobtitles.errors import UserError
 from jobtitles.head_init import linear_probe_init
@@ -192,7 +191,7 @@ class FoldRun:
     """Train one model on `train_ds`; score any split afterwards."""
 
     def __init__(self, model, args: TrainingArguments, train_ds: Dataset, tokenizer: PreTrainedTokenizerBase,
-                 y_train: np.ndarray, pos_weight_mode: str, softmax_groups: Groups = None) -> None:
+                 y_train: np.ndarray, pos_weight_mode: str, softmax_groups: IndexedGroups | None = None) -> None:
         weights = pos_weight(y_train, pos_weight_mode)
         self.softmax_groups = softmax_groups or None
         if self.softmax_groups:

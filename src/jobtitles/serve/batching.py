@@ -147,12 +147,12 @@ class MicroBatcher:
         titles = [t for part in parts for t in part.titles]
         start = time.perf_counter()
         try:
-            scores = predictor.scores(titles)
+            scores, cut = predictor.scores(titles)
             outcomes, row = [], 0
             for part in parts:
                 size = len(part.positions)
-                outcomes.append((_part_done, part, predictor.predictions(titles[row:row + size],
-                                                                         scores[row:row + size])))
+                outcomes.append((_part_done, part, predictor.predictions(
+                    titles[row:row + size], (scores[row:row + size], cut[row:row + size]))))
                 row += size
         except Exception as err:  # the request gets a JSON error; the worker keeps serving
             logger.exception("prediction failed")

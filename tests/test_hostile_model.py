@@ -1,0 +1,268 @@
+"""A model folder from someone else: nothing in it runs code, every saved key of the rule is checked, and the
+prediction side stands without the training side."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jobtitles.baseline_store import BASELINE_FILE
+from jobtitles.errors import UserError
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "jobtitles"
+
+
+@pytest.fixture()
+def model_copy(tiny_run_dir, tmp_path) -> Path:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_run_dir / "model", model)
+    return model
+
+
+def edit_config(model: Path, change) -> None:
+    cfg = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    change(cfg)
+    (model / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+
+
+def send_to_baseline(cfg: dict) -> None:
+    cfg["decision_score_sources"] = {cfg["id2label"]["0"]: "baseline"}
+
+
+def test_baseline_made_of_functions_is_refused_before_anything_is_built(model_copy, monkeypatch):
+    """A Pipeline of FunctionTransformers over numpy functions passes a 'numpy.'/'sklearn.' prefix check; such a
+    function is called with the titles on the first prediction. The exact allow-list refuses the file before
+    skops builds a single object."""
+    import skops.io as sio
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from jobtitles import TitleClassifier
+
+    sio.dump(make_pipeline(FunctionTransformer(np.char.upper), FunctionTransformer(np.asarray)),
+             model_copy / BASELINE_FILE)
+    edit_config(model_copy, send_to_baseline)
+    built = []
+    monkeypatch.setattr(sio, "load", lambda *a, **k: built.append(a))
+    with pytest.raises(UserError, match=r"baseline\.skops: holds 3 types the project never writes \(numpy\.asarray "
+                                        r"\(TypeNode\), numpy\..*upper \(FunctionNode\), sklearn\.preprocessing\."
+                                        r"_function_transformer\.FunctionTransformer \(ObjectNode\)\); refusing"):
+        TitleClassifier(model_copy)
+    assert built == []
+
+
+def test_baseline_of_allowed_types_that_does_not_score_the_labels_is_refused(model_copy, tiny_csv):
+    from jobtitles.baseline import fit_baseline
+    from jobtitles.baseline_store import save_baseline
+
+    from jobtitles import TitleClassifier
+
+    edit_config(model_copy, send_to_baseline)
+    save_baseline(fit_baseline(["vp sales", "ceo", "cto", "analyst"], np.array([[1, 0], [0, 1], [0, 1], [1, 0]])),
+                  model_copy)
+    with pytest.raises(UserError, match=r"the baseline scores 2 labels per title \(expected 7 probabilities\)"):
+        TitleClassifier(model_copy)
+    (model_copy / BASELINE_FILE).write_bytes(b"PK\x03\x04 not a zip at all")
+    with pytest.raises(UserError, match=r"baseline\.skops: not a skops file written by train\.py"):
+        TitleClassifier(model_copy)
+
+
+def test_the_project_s_own_baseline_passes_the_allow_list(model_copy, tiny_csv):
+    from jobtitles.baseline import fit_baseline
+    from jobtitles.baseline_store import load_baseline, save_baseline
+    from jobtitles.data import load_labeled_csv
+
+    data = load_labeled_csv(tiny_csv)
+    save_baseline(fit_baseline(data.titles, data.y), model_copy)
+    base = load_baseline(model_copy, len(data.labels))
+    assert base.predict_proba(np.asarray(["CEO"], dtype=object)).shape == (1, len(data.labels))
+
+
+BAD_KEYS = [
+    ("threshold 5.0", lambda c: c["decision_thresholds"].update(Manager=5.0),
+     r"decision_thresholds\['Manager'\] must be a number from 0 to 1, found 5\.0"),
+    ("threshold -1", lambda c: c["decision_thresholds"].update(Manager=-1),
+     r"must be a number from 0 to 1, found -1"),
+    ("threshold NaN", lambda c: c["decision_thresholds"].update(Manager=math.nan),
+     r"must be a number from 0 to 1, found nan"),
+    ("threshold string", lambda c: c["decision_thresholds"].update(Manager="high"),
+     r"must be a number from 0 to 1, found 'high'"),
+    ("threshold bool", lambda c: c["decision_thresholds"].update(Manager=True),
+     r"must be a number from 0 to 1, found True"),
+    ("thresholds a list", lambda c: c.update(decision_thresholds=[0.5]),
+     r"decision_thresholds must be a mapping from label to threshold, found list"),
+    ("thresholds of other labels", lambda c: c["decision_thresholds"].update(Nobody=0.5),
+     r"config.json thresholds are for labels .*'Nobody'.* the folder mixes two runs"),
+    ("at_least_one a string", lambda c: c.update(decision_at_least_one="false"),
+     r"decision_at_least_one must be true or false, found 'false'"),
+    ("exclusive unknown", lambda c: c.update(decision_exclusive_label="Nobody"),
+     r"decision_exclusive_label must be null or one of the model's labels .*found 'Nobody'"),
+    ("group unknown label", lambda c: c.update(decision_label_groups=[
+        {"name": "g", "labels": ["Manager", "Nobody"], "kind": "exactly_one"}]),
+     r"decision_label_groups\[0\] must name at least 2 distinct labels of the model .*'Nobody'"),
+    ("group unknown kind", lambda c: c.update(decision_label_groups=[
+        {"name": "g", "labels": ["Manager", "Director"], "kind": "several"}]),
+     r"decision_label_groups\[0\] must be a list of \{name, labels, kind\} with kind exactly_one or at_most_one"),
+    ("group a string", lambda c: c.update(decision_label_groups="Manager"),
+     r"decision_label_groups must be a list of .*found str"),
+    ("label in two groups", lambda c: c.update(decision_label_groups=[
+        {"name": "a", "labels": ["Manager", "Director"], "kind": "exactly_one"},
+        {"name": "b", "labels": ["Director", "Owner"], "kind": "at_most_one"}]),
+     r"label 'Director' is in groups 0 and 1"),
+    ("softmax group unknown label", lambda c: c.update(score_softmax_groups=[
+        {"name": "g", "labels": ["X", "Y"], "kind": "exactly_one"}]),
+     r"score_softmax_groups\[0\] must name at least 2 distinct labels"),
+    ("source oracle", lambda c: c.update(decision_score_sources={"Manager": "oracle"}),
+     r"decision_score_sources maps 'Manager' to 'oracle'; expected labels of the model .* and sources "
+     r"\['transformer', 'baseline', 'blend'\]"),
+    ("source unknown label", lambda c: c.update(decision_score_sources={"Nobody": "baseline"}),
+     r"decision_score_sources maps 'Nobody' to 'baseline'"),
+    ("sources a list", lambda c: c.update(decision_score_sources=["Manager"]),
+     r"decision_score_sources must be a mapping from label to one of"),
+    ("id2label with a gap", lambda c: c.update(id2label={**{k: v for k, v in c["id2label"].items() if k != "1"},
+                                                          "9": "Extra"}),
+     r"id2label must map '0'\.\.'6' to distinct label names"),
+    ("id2label duplicate names", lambda c: c["id2label"].update({"1": c["id2label"]["0"]}),
+     r"id2label must map '0'\.\.'6' to distinct label names"),
+    ("id2label not a mapping", lambda c: c.update(id2label=["a", "b"]),
+     r"not a trained multi-label classifier"),
+    ("label2id disagrees", lambda c: c.update(label2id={v: 0 for v in c["id2label"].values()}),
+     r"label2id does not match id2label"),
+    ("positions not a number", lambda c: c.update(max_position_embeddings="many"),
+     r"max_position_embeddings must be a positive whole number, found 'many'"),
+]
+
+
+@pytest.mark.parametrize("change,message", [case[1:] for case in BAD_KEYS], ids=[case[0] for case in BAD_KEYS])
+def test_every_saved_decision_key_is_checked(model_copy, change, message):
+    from jobtitles import TitleClassifier
+
+    edit_config(model_copy, change)
+    with pytest.raises(UserError, match=message) as err:
+        TitleClassifier(model_copy)
+    assert str(model_copy) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_config_that_is_not_an_object_or_not_utf8(model_copy):
+    from jobtitles import TitleClassifier
+
+    (model_copy / "config.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(UserError, match=r"config.json: expected a JSON object, found a list"):
+        TitleClassifier(model_copy)
+    (model_copy / "config.json").write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(UserError, match=r"config.json: not valid JSON"):
+        TitleClassifier(model_copy)
+    (model_copy / "config.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(UserError, match=r"config.json: not valid JSON"):
+        TitleClassifier(model_copy)
+
+
+def test_predict_cli_refuses_a_bad_rule_in_one_line(model_copy, capsys):
+    from jobtitles.cli import predict_main
+
+    edit_config(model_copy, lambda c: c["decision_thresholds"].update(Manager="high"))
+    assert predict_main(["--model", str(model_copy), "VP of Sales"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "found 'high'" in err[0]
+
+
+def test_pickled_weights_are_never_loaded(model_copy):
+    """transformers would fall back to pytorch_model.bin (a pickle) when model.safetensors is missing."""
+    import torch
+
+    from jobtitles import TitleClassifier
+
+    from safetensors.torch import load_file
+    torch.save(load_file(model_copy / "model.safetensors"), model_copy / "pytorch_model.bin")
+    (model_copy / "model.safetensors").unlink()
+    with pytest.raises(UserError, match=r"the model weights do not load .*model\.safetensors is needed"):
+        TitleClassifier(model_copy)
+
+
+def test_huge_titles_are_cut_and_flagged_the_same_everywhere(tiny_run_dir):
+    from jobtitles import TitleClassifier
+    from jobtitles.serve.predictor import Predictor
+    from jobtitles.titles import MAX_TITLE_CHARS
+
+    clf = TitleClassifier(tiny_run_dir / "model")
+    huge = "Director " * 200_000  # 1.8 MB: under the server's body limit
+    scores, cut = clf.score_titles([huge, "VP of Sales", "word " * 100])
+    assert cut == [True, False, True]  # cut by characters; cut by tokens (max_length)
+    assert np.allclose(scores[0], clf.predict_scores(huge[:MAX_TITLE_CHARS]))
+    served = Predictor(clf).predict([huge, "VP of Sales"])
+    assert [p.truncated for p in served] == [True, False]
+    assert served[0].labels == clf.predict(huge[:MAX_TITLE_CHARS])
+
+
+def test_lone_surrogates_and_non_strings(tiny_run_dir):
+    from jobtitles import TitleClassifier
+
+    clf = TitleClassifier(tiny_run_dir / "model")
+    assert np.allclose(clf.predict_scores(["VP \ud800 Sales"]), clf.predict_scores(["VP \ufffd Sales"]))
+    with pytest.raises(UserError, match=r"title 1 must be a string, found int \(5\)"):
+        clf.predict(["VP", 5])
+
+
+def test_training_cuts_huge_titles_like_prediction(tmp_path):
+    from conftest import sample_rows, write_csv
+
+    from jobtitles.data import load_labeled_csv
+    from jobtitles.titles import MAX_TITLE_CHARS
+
+    rows = sample_rows() + [("Chief " * 400, ["Chief Officer"])]
+    data = load_labeled_csv(write_csv(tmp_path / "long.csv", rows))
+    assert max(len(t) for t in data.titles) == MAX_TITLE_CHARS
+
+
+# --- the prediction side stands alone -------------------------------------------------------------------------
+PREDICTION = ["inference", "serve", "spark", "spark_predict", "predict_cli", "export", "quantize"]
+TRAINING = {"config", "cv", "cv_summary", "final", "training", "model_card", "report", "plots", "run_files",
+            "run_folder", "model_save", "head_init", "losses", "cli", "label_issues", "relabel", "hub"}
+
+
+def _imports(module_file: Path) -> set[str]:
+    """jobtitles modules a file imports anywhere (also inside functions), as names under jobtitles."""
+    found = set()
+    for node in ast.walk(ast.parse(module_file.read_text(encoding="utf-8"))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+        found |= {n.split(".", 1)[1] for n in names if n.startswith("jobtitles.")}
+    return found
+
+
+def _file(name: str) -> Path:
+    path = SRC.joinpath(*name.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def test_prediction_side_never_imports_training_code_even_lazily():
+    seen, todo = set(), [m for m in PREDICTION]
+    todo += [f"serve.{p.stem}" for p in (SRC / "serve").glob("*.py")]
+    reached: dict[str, str] = {}
+    while todo:
+        name = todo.pop()
+        if name in seen or not _file(name).is_file():
+            continue
+        seen.add(name)
+        for dep in _imports(_file(name)):
+            reached.setdefault(dep, name)
+            todo.append(dep)
+    assert {dep: reached[dep] for dep in TRAINING & set(reached)} == {}
+
+
+def test_importing_the_prediction_side_loads_no_training_module():
+    code = ("import sys, jobtitles.inference, jobtitles.serve, jobtitles.spark, jobtitles.spark_predict, "
+            "jobtitles.predict_cli, jobtitles.export\n"
+            "print(sorted(m for m in sys.modules if m in {%s}))" %
+            ", ".join(repr(m) for m in [f"jobtitles.{t}" for t in sorted(TRAINING)] + ["transformers.trainer"]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
