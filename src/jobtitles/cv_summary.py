@@ -10,6 +10,7 @@ import numpy as np
 from transformers import TrainingArguments
 
 from jobtitles.baseline import BASELINE_NAME, baseline_scores
+from jobtitles.candidates import BASELINE, CONFIGURED, TRAIN, Candidate, fold_key
 from jobtitles.config import ProjectArgs
 from jobtitles.data import LabeledData
 from jobtitles.decision_rule import DecisionRule
@@ -17,7 +18,6 @@ from jobtitles.decisions import RuleChoice, candidate_rules, choose_rule, decide
 from jobtitles.folds import missing_labels
 from jobtitles.label_groups import softmax_groups
 from jobtitles.metrics import mean_std, per_label_metrics
-from jobtitles.report import fold_key
 from jobtitles.run_result import DecisionSettings, RuleSummary, RunResult, SourcesSummary, Timing
 from jobtitles.score_sources import SourceChoice, choose_sources
 
@@ -42,20 +42,14 @@ def out_of_fold(folds: Folds, outputs: list[FoldOutput], shape: tuple[int, int])
     return oof
 
 
-def variant_of(candidate: str) -> str:
-    """'tuned+groups' -> 'model_tuned_groups' (summary key); 'configured' -> 'model'."""
-    base, _, grouped = candidate.partition("+")
-    return "model" + ("" if base == "configured" else f"_{base}") + ("_groups" if grouped else "")
-
-
 def candidate_decisions(oof: np.ndarray, folds: Folds, choice: RuleChoice, configured: DecisionRule,
                         groups) -> dict[str, np.ndarray]:
     """Out-of-fold decisions of every candidate rule the choice evaluated, by summary key."""
     out = {}
-    for candidate in choice.fold_micro_f1:
-        base, _, grouped = candidate.partition("+")
-        rules = candidate_rules(configured, choice.fold_thresholds[base], groups if grouped else ())
-        out[variant_of(candidate)] = decide_per_fold(oof, folds, rules)
+    for key in choice.fold_micro_f1:
+        c = Candidate.from_key(key)
+        rules = candidate_rules(configured, choice.fold_thresholds[c.base], groups if c.grouped else ())
+        out[c.variant] = decide_per_fold(oof, folds, rules)
     return out
 
 
@@ -77,12 +71,12 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
     rule = choose_rule(oof, y, folds, configured, data.groups, project.tune_min_support, project.tune_thresholds)
     variants = candidate_decisions(oof, folds, rule, configured, data.groups)
     if base_scores is not None:  # decoded with the shipped rule's structure, at 0.5: like for like
-        variants["baseline"] = decide_per_fold(base_scores, folds, rule.rule.with_thresholds(np.full(len(labels), 0.5)))
+        variants[BASELINE] = decide_per_fold(base_scores, folds, rule.rule.with_thresholds(np.full(len(labels), 0.5)))
     per_fold = fold_records(folds, outputs, variants, rule, y, labels)
     summary = {name: mean_std([f[fold_key(name)] for f in per_fold]) for name in variants}
     if project.report_train_metrics:
-        summary["model_train"] = mean_std([f["train"] for f in per_fold])
-    chosen = variant_of(rule.chosen)
+        summary[TRAIN] = mean_std([f["train"] for f in per_fold])
+    chosen = Candidate.from_key(rule.chosen).variant
     return RunResult(
         labels=labels, label_support=dict(zip(labels, y.sum(axis=0).astype(int).tolist())),
         n_rows=len(y), n_dropped=len(data.dropped), n_splits=len(folds), train_file=str(project.train_file),
@@ -119,7 +113,7 @@ def fold_records(folds: Folds, outputs: list[FoldOutput], variants: dict[str, np
         rec = {"fold": k, "n_train": len(train), "n_test": len(test), "train": out.train_metrics,
                "train_seconds": out.train_seconds, "loss_history": out.loss_history}
         for base, per_fold in rule.fold_thresholds.items():
-            if base != "configured":
+            if base != CONFIGURED.base:
                 rec[f"thresholds_{base}"] = dict(zip(labels, per_fold[k].tolist()))
         for name, per_fold in metrics.items():
             rec[fold_key(name)] = per_fold[k]

@@ -159,28 +159,10 @@ def find_columns(path: Path, header: list[str], text_column: str, label_prefix: 
     return header.index(text_column), label_cols
 
 
-def load_labeled_csv(
-    path: str | Path,
-    *,
-    text_column: str = "Title",
-    label_prefix: str = "Column",
-    delimiter: str = ";",
-    encoding: str = "utf-8",
-    empty_label: str | None = "Not Required",
-    empty_titles: str = "drop",
-    merge_label_variants: bool = False,
-    drop_duplicates: bool = True,
-    n_splits: int | None = None,
-    max_rows: int | None = None,
-    label_groups: str | list | None = "auto",
-) -> LabeledData:
-    path = Path(path)
-    header, records = read_rows(path, delimiter, encoding)
-    title_idx, label_idx = find_columns(path, header, text_column, label_prefix, need_labels=True)
-    if max_rows is not None:
-        records = records[:max_rows]
-    messages: list[str] = []
-    dropped: list[tuple[int, str]] = []
+def _rows(path: Path, header: list[str], records, title_idx: int, label_idx: list[int], delimiter: str,
+          empty_titles: str, dropped: list[tuple[int, str]], messages: list[str]):
+    """The rows with a title: (row, title, labels) and each row's label cells column by column; the others go
+    to `dropped` with their reason."""
     kept: list[tuple[int, str, list[str]]] = []
     column_cells: dict[int, list[str]] = {}  # row -> its label cells, column by column ("" where empty)
     empty_rows, ragged_rows, cut_rows = [], [], []
@@ -214,6 +196,34 @@ def load_labeled_csv(
             raise UserError(f"{path}: empty title in rows {_listing(empty_rows)}; fill them in or set `empty_titles: drop`")
         dropped += [(r, "empty title") for r in empty_rows]
         messages.append(f"{path}: dropped rows {_listing(empty_rows)}: empty title")
+
+    return kept, column_cells
+
+
+def load_labeled_csv(
+    path: str | Path,
+    *,
+    text_column: str = "Title",
+    label_prefix: str = "Column",
+    delimiter: str = ";",
+    encoding: str = "utf-8",
+    empty_label: str | None = "Not Required",
+    empty_titles: str = "drop",
+    merge_label_variants: bool = False,
+    drop_duplicates: bool = True,
+    n_splits: int | None = None,
+    max_rows: int | None = None,
+    label_groups: str | list | None = "auto",
+) -> LabeledData:
+    path = Path(path)
+    header, records = read_rows(path, delimiter, encoding)
+    title_idx, label_idx = find_columns(path, header, text_column, label_prefix, need_labels=True)
+    if max_rows is not None:
+        records = records[:max_rows]
+    messages: list[str] = []
+    dropped: list[tuple[int, str]] = []
+    kept, column_cells = _rows(path, header, records, title_idx, label_idx, delimiter, empty_titles, dropped,
+                               messages)
 
     kept = _merge_label_spellings(path, kept, merge_label_variants, messages)
     if empty_label is not None:

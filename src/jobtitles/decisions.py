@@ -8,6 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
+from jobtitles.candidates import (ALL, CONFIGURED, CONFIGURED_THRESHOLDS, SHRUNK_THRESHOLDS, TUNED_THRESHOLDS,
+                                  Candidate)
 from jobtitles.decision_rule import DecisionRule
 from jobtitles.label_groups import LabelGroup
 from jobtitles.metrics import multilabel_metrics
@@ -110,9 +112,9 @@ def shrink(tuned: np.ndarray, default: np.ndarray, positives: np.ndarray, streng
 class RuleChoice:
     """Which decision rule the model ships with, chosen on cross-fitted out-of-fold figures."""
 
-    chosen: str  # "configured", "tuned", "shrunk", each optionally "+groups"
+    chosen: str  # the shipped candidate's key (candidates.Candidate.key)
     rule: DecisionRule  # the shipped rule (thresholds from all out-of-fold rows, as evaluated)
-    fold_thresholds: dict[str, list[np.ndarray]]  # "configured" / "tuned" / "shrunk" -> thresholds per fold
+    fold_thresholds: dict[str, list[np.ndarray]]  # candidates.BASES -> thresholds per fold
     fold_micro_f1: dict[str, list[float]]  # candidate -> micro-F1 of each test fold
     fold_subset_accuracy: dict[str, list[float]]  # candidate -> subset accuracy of each test fold
     gain: float  # mean per-fold gain (mean of micro-F1 and subset accuracy) of the best candidate over configured
@@ -132,55 +134,56 @@ def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray,
     was tunable (had `min_support` positives in the tuning rows) in every fold."""
     y = np.asarray(y)
     labels, default = list(configured.labels), np.asarray(configured.thresholds, dtype=np.float64)
-    fold_thr: dict[str, list[np.ndarray]] = {"configured": [default] * len(folds)}
+    fold_thr: dict[str, list[np.ndarray]] = {CONFIGURED_THRESHOLDS: [default] * len(folds)}
     always = set(range(len(labels)))
     if tune:
-        fold_thr.update(tuned=[], shrunk=[])
+        fold_thr.update({TUNED_THRESHOLDS: [], SHRUNK_THRESHOLDS: []})
         for (_, test), t in zip(folds, cross_fitted(scores, y, folds, labels, default, min_support)):
             positives = y[np.setdiff1d(np.arange(len(y)), test)].sum(axis=0)
             always &= {j for j in range(len(labels)) if positives[j] >= min_support}
-            fold_thr["tuned"].append(t.thresholds)
-            fold_thr["shrunk"].append(shrink(t.thresholds, default, positives, min_support))
-    candidates = [(name, False) for name in fold_thr] + ([(name, True) for name in fold_thr] if groups else [])
+            fold_thr[TUNED_THRESHOLDS].append(t.thresholds)
+            fold_thr[SHRUNK_THRESHOLDS].append(shrink(t.thresholds, default, positives, min_support))
+    candidates = [c for c in ALL if c.base in fold_thr and (groups or not c.grouped)]
     f1: dict[str, list[float]] = {}
     exact: dict[str, list[float]] = {}
-    for name, grouped in candidates:
-        key = name + ("+groups" if grouped else "")
-        pred = decide_per_fold(scores, folds, candidate_rules(configured, fold_thr[name], groups if grouped else ()))
-        per_fold = fold_metrics(y, pred, folds)
-        f1[key] = [m["micro_f1"] for m in per_fold]
-        exact[key] = [m["subset_accuracy"] for m in per_fold]
-    others = [k for k in f1 if k != "configured"]
+    for c in candidates:
+        rules = candidate_rules(configured, fold_thr[c.base], groups if c.grouped else ())
+        per_fold = fold_metrics(y, decide_per_fold(scores, folds, rules), folds)
+        f1[c.key] = [m["micro_f1"] for m in per_fold]
+        exact[c.key] = [m["subset_accuracy"] for m in per_fold]
     final = tune_thresholds(scores, y, labels, default, min_support, only=always) if tune else Tuned(default)
-    if not others:
-        return RuleChoice("configured", configured, fold_thr, f1, exact, 0.0, 0.0, {},
+    if len(candidates) == 1:
+        return RuleChoice(CONFIGURED.key, configured, fold_thr, f1, exact, 0.0, 0.0, {},
                           "no candidate rule (tune_thresholds is false and there are no label groups)")
+    chosen, gain, noise, reason = _adopt(candidates, f1, exact)
+    shipped = {CONFIGURED_THRESHOLDS: default, TUNED_THRESHOLDS: final.thresholds,
+               SHRUNK_THRESHOLDS: shrink(final.thresholds, default, y.sum(axis=0), min_support)}[chosen.base]
+    notes = final.notes if chosen.base != CONFIGURED_THRESHOLDS else {}
+    rule = configured.with_thresholds(shipped).with_groups(groups if chosen.grouped else ())
+    return RuleChoice(chosen.key, rule, fold_thr, f1, exact, gain, noise, notes, reason)
 
-    # The objective is the mean of micro-F1 (the tuning objective) and subset accuracy (exact label sets, what
-    # group decoding is for), per fold; ties go to the simpler rule: fewer moved thresholds, then no groups.
-    def objective(key: str) -> np.ndarray:
-        return (np.asarray(f1[key]) + np.asarray(exact[key])) / 2
 
-    simplicity = {"configured": 0, "shrunk": 1, "tuned": 2}
-    best = max(others, key=lambda k: (round(float(objective(k).mean()), 6), -simplicity[k.split("+")[0]],
-                                      "+groups" not in k))
-    gain, noise = paired_gain(objective("configured"), objective(best))
-    micro_gain, micro_noise = paired_gain(np.asarray(f1["configured"]), np.asarray(f1[best]))
+def _adopt(candidates: list[Candidate], f1: dict[str, list[float]],
+           exact: dict[str, list[float]]) -> tuple[Candidate, float, float, str]:
+    """The best candidate if it beats the configured rule by more than the noise, else the configured rule.
+
+    The objective is the mean of micro-F1 (the tuning objective) and subset accuracy (exact label sets, what
+    group decoding is for), per fold; ties go to the simpler rule: fewer moved thresholds, then no groups."""
+    def objective(c: Candidate) -> np.ndarray:
+        return (np.asarray(f1[c.key]) + np.asarray(exact[c.key])) / 2
+
+    best = max((c for c in candidates if c != CONFIGURED),
+               key=lambda c: (round(float(objective(c).mean()), 6), tuple(-x for x in c.simplicity)))
+    gain, noise = paired_gain(objective(CONFIGURED), objective(best))
+    micro_gain, micro_noise = paired_gain(np.asarray(f1[CONFIGURED.key]), np.asarray(f1[best.key]))
     if gain > noise and gain > 0 and micro_gain >= -micro_noise:
-        chosen = best
-        reason = (f"{best} raises the cross-fitted mean of micro-F1 and subset accuracy by {gain:.4f} per fold, more "
-                  f"than the fold-to-fold noise ({noise:.4f}), and changes micro-F1 by {micro_gain:+.4f}")
-    else:
-        chosen = "configured"
-        reason = (f"the best candidate ({best}) changes the cross-fitted mean of micro-F1 and subset accuracy by "
-                  f"{gain:+.4f} per fold (noise {noise:.4f}) and micro-F1 by {micro_gain:+.4f} (noise "
-                  f"{micro_noise:.4f}): the configured thresholds are kept")
-    base = chosen.split("+")[0]
-    shipped = {"configured": default, "tuned": final.thresholds,
-               "shrunk": shrink(final.thresholds, default, y.sum(axis=0), min_support)}[base]
-    notes = final.notes if base != "configured" else {}
-    rule = configured.with_thresholds(shipped).with_groups(groups if chosen.endswith("+groups") else ())
-    return RuleChoice(chosen, rule, fold_thr, f1, exact, gain, noise, notes, reason)
+        return best, gain, noise, (
+            f"{best.key} raises the cross-fitted mean of micro-F1 and subset accuracy by {gain:.4f} per fold, more "
+            f"than the fold-to-fold noise ({noise:.4f}), and changes micro-F1 by {micro_gain:+.4f}")
+    return CONFIGURED, gain, noise, (
+        f"the best candidate ({best.key}) changes the cross-fitted mean of micro-F1 and subset accuracy by "
+        f"{gain:+.4f} per fold (noise {noise:.4f}) and micro-F1 by {micro_gain:+.4f} (noise "
+        f"{micro_noise:.4f}): the configured thresholds are kept")
 
 
 def candidate_rules(configured: DecisionRule, fold_thresholds: list[np.ndarray],

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jobtitles.candidates import BASELINE, ORDER, TRAIN, fold_key, title  # noqa: E402
 from jobtitles.run_result import RunResult  # noqa: E402
 
 
@@ -33,8 +34,8 @@ def write_plots(run_dir: Path, r: RunResult) -> dict[str, str]:
     chosen = r.shipped_variant
     pos = np.arange(len(labels))
     ax.barh(pos - 0.2, [per[chosen][lab]["f1"] for lab in labels], height=0.4, label="transformer")
-    if "baseline" in per:
-        ax.barh(pos + 0.2, [per["baseline"][lab]["f1"] for lab in labels], height=0.4, label="TF-IDF baseline")
+    if BASELINE in per:
+        ax.barh(pos + 0.2, [per[BASELINE][lab]["f1"] for lab in labels], height=0.4, label="TF-IDF baseline")
     ax.set_yticks(pos, labels)
     ax.set_xlim(0, 1)
     ax.set_xlabel("out-of-fold F1")
@@ -50,16 +51,18 @@ def write_plots(run_dir: Path, r: RunResult) -> dict[str, str]:
     _save(fig, out_dir / "label_frequencies.png")
     made["label frequencies"] = "plots/label_frequencies.png"
 
-    fig, ax = plt.subplots(figsize=(8, 4))
+    # every row the report compares, fold by fold: each candidate rule and the baseline
+    fig, (ax_f1, ax_exact) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     folds = [f["fold"] + 1 for f in r.folds]
-    for key, name in (("test", "transformer"), ("test_tuned", "transformer tuned"), ("baseline", "baseline")):
-        if key in r.folds[0]:
-            ax.plot(folds, [f[key]["micro_f1"] for f in r.folds], marker="o", label=f"{name} micro-F1")
-            ax.plot(folds, [f[key]["subset_accuracy"] for f in r.folds], marker="s", linestyle="--",
-                    label=f"{name} subset acc.")
-    ax.set_xticks(folds)
-    ax.set_xlabel("fold")
-    ax.legend(fontsize=8)
+    for variant in (v for v in ORDER if v != TRAIN and fold_key(v) in r.folds[0]):
+        style = {"linewidth": 2.5} if variant == r.shipped_variant else {"linewidth": 1, "alpha": 0.8}
+        name = title(variant) + (" (shipped)" if variant == r.shipped_variant else "")
+        ax_f1.plot(folds, [f[fold_key(variant)]["micro_f1"] for f in r.folds], marker="o", label=name, **style)
+        ax_exact.plot(folds, [f[fold_key(variant)]["subset_accuracy"] for f in r.folds], marker="s", **style)
+    ax_f1.set(xticks=folds, xlabel="fold", title="micro-F1")
+    ax_exact.set(xticks=folds, xlabel="fold", title="subset accuracy")
+    fig.legend(loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.subplots_adjust(bottom=0.32)
     _save(fig, out_dir / "per_fold_metrics.png")
     made["per-fold metrics"] = "plots/per_fold_metrics.png"
 

@@ -5,24 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from jobtitles.candidates import BASELINE, CONFIGURED, ORDER, TRAIN, fold_key, short_name, title
 from jobtitles.metrics import METRICS
 
 if TYPE_CHECKING:
     from jobtitles.run_result import RunResult
 
-NAMES = {"model": "transformer (threshold as configured)", "model_tuned": "transformer (tuned thresholds, cross-fitted)",
-         "model_shrunk": "transformer (shrunk thresholds, cross-fitted)",
-         "model_groups": "transformer (one label per group)",
-         "model_tuned_groups": "transformer (tuned, one label per group)",
-         "model_shrunk_groups": "transformer (shrunk, one label per group)",
-         "baseline": "TF-IDF + logistic regression baseline", "model_train": "transformer on its training splits"}
 LOWER_IS_BETTER = {"hamming_loss"}
-ORDER = ("model", "model_tuned", "model_shrunk", "model_groups", "model_tuned_groups", "model_shrunk_groups",
-         "baseline", "model_train")
-
-
-def fold_key(variant: str) -> str:
-    return {"model": "test", "baseline": "baseline"}.get(variant, variant.replace("model", "test", 1))
 
 
 def fmt(cell: dict) -> str:
@@ -31,7 +20,7 @@ def fmt(cell: dict) -> str:
 
 def metric_table(r: "RunResult") -> str:
     variants = [v for v in ORDER if v in r.summary]
-    head = "| metric | " + " | ".join(NAMES[v] for v in variants) + " |"
+    head = "| metric | " + " | ".join(title(v) for v in variants) + " |"
     rule = "|---|" + "---|" * len(variants)
     lines = [head, rule]
     for m in METRICS:
@@ -43,7 +32,7 @@ def metric_table(r: "RunResult") -> str:
 def label_table(r: "RunResult") -> str:
     per = r.per_label
     chosen = r.shipped_variant
-    has_base = "baseline" in per
+    has_base = BASELINE in per
     head = "| label | support | precision | recall | F1 | threshold |" + (" baseline F1 |" if has_base else "")
     lines = [head, "|---|---|---|---|---|---|" + ("---|" if has_base else "")]
     for lab in r.labels:
@@ -57,7 +46,7 @@ def label_table(r: "RunResult") -> str:
 
 
 def fold_table(r: "RunResult") -> str:
-    keys = [fold_key(v) for v in ORDER if v != "model_train" and fold_key(v) in r.folds[0]]
+    keys = [fold_key(v) for v in ORDER if v != TRAIN and fold_key(v) in r.folds[0]]
     head = "| fold | train rows | test rows | " + " | ".join(f"{k} micro-F1 | {k} subset acc." for k in keys) + " |"
     lines = [head, "|---|---|---|" + "---|---|" * len(keys)]
     for f in r.folds:
@@ -83,7 +72,7 @@ def weakest_labels(r: "RunResult", n: int = 3) -> list[tuple[str, float, float |
     """(label, out-of-fold F1 with the shipped rule, baseline F1) of the n labels with the lowest F1."""
     per = r.per_label
     chosen = r.shipped_variant
-    rows = [(lab, per[chosen][lab]["f1"], per["baseline"][lab]["f1"] if "baseline" in per else None)
+    rows = [(lab, per[chosen][lab]["f1"], per[BASELINE][lab]["f1"] if BASELINE in per else None)
             for lab in r.labels]
     return sorted(rows, key=lambda r: r[1])[:n]
 
@@ -99,7 +88,7 @@ def rare_labels_text(r: "RunResult") -> str:
     per, chosen = r.per_label, r.shipped_variant
     return "\n".join(
         f"  - **{lab}** ({r.label_support[lab]} rows): out-of-fold "
-        + _vs_baseline(per[chosen][lab]["f1"], per["baseline"][lab]["f1"] if "baseline" in per else None)
+        + _vs_baseline(per[chosen][lab]["f1"], per[BASELINE][lab]["f1"] if BASELINE in per else None)
         for lab in rare)
 
 
@@ -216,11 +205,9 @@ Every row's out-of-fold prediction is in `oof_predictions.csv` (`correct` = 0 ma
 
 
 def console_table(r: "RunResult") -> str:
-    variants = [v for v in ("model", r.shipped_variant, "baseline") if v in r.summary]
+    variants = [v for v in (CONFIGURED.variant, r.shipped_variant, BASELINE) if v in r.summary]
     variants = list(dict.fromkeys(variants))
-    short = {v: v.replace("model_", "model ").replace("_", "+") for v in variants}
-    short.update({"model": "model@thr", "baseline": "tfidf+LR"})
-    lines = [f"{'metric':<18}" + "".join(f"{short[v]:>22}" for v in variants)]
+    lines = [f"{'metric':<18}" + "".join(f"{short_name(v):>22}" for v in variants)]
     for m in METRICS:
         lines.append(f"{m:<18}" + "".join(f"{fmt(r.summary[v][m]):>22}" for v in variants))
     weak = ", ".join(f"{lab} {_vs_baseline(f1, base)}" for lab, f1, base in weakest_labels(r))

@@ -34,7 +34,7 @@ class DecisionSettings:
 class RuleSummary:
     """Which decision rule the model ships with (decisions.RuleChoice without its arrays)."""
 
-    chosen: str  # "configured", "tuned", "shrunk", each optionally "+groups"
+    chosen: str  # the shipped candidate's key (candidates.Candidate.key, e.g. "tuned+groups")
     variant: str  # its key in `RunResult.summary` / `per_label`
     reason: str
     gain: float
