@@ -6,7 +6,8 @@
 
 import sys
 
-from jobtitles.cli import predict_main, quiet_libraries
+from jobtitles.cli import predict_main
+from jobtitles.log import quiet_libraries
 
 if __name__ == "__main__":
     quiet_libraries()

@@ -5,7 +5,8 @@
 
 import sys
 
-from jobtitles.cli import quiet_libraries, train_main
+from jobtitles.cli import train_main
+from jobtitles.log import quiet_libraries
 
 if __name__ == "__main__":
     quiet_libraries()
