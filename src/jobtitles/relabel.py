@@ -12,21 +12,33 @@ from __future__ import annotations
 import argparse
 import codecs
 import csv
+import functools
 import io
+import itertools
+import json
 import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
 
-from jobtitles.data import find_columns, read_text
+from jobtitles.data import check_label_name, find_columns, read_text
 from jobtitles.errors import UserError, cli_entry
-from jobtitles.io_utils import read_json, sha256_file, write_bytes
-from jobtitles.label_issues import FILENAME, read_label_issues
+from jobtitles.io_utils import sha256_file, write_bytes
+from jobtitles.label_issues import COLUMNS, FILENAME
 from jobtitles.labels import split_labels
 
 DEFAULT_OUTPUT = "corrected.csv"  # inside the run folder
+RUN_INFO = "run_info.json"  # (jobtitles.run_folder.RUN_INFO; not imported: it pulls in transformers)
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")  # the line breaks csv (newline="") knows, kept
+ROW_NUMBER = re.compile(r"[0-9]{1,12}")  # ASCII digits only ('²'.isdigit() is true); 12 digits: no int() blow-up
+MAX_RUN_INFO_BYTES = 16 << 20  # train.py writes a few KB
+MAX_ACCEPT_BYTES = 64 << 20  # some 8 million row numbers
+MAX_LINE_BYTES = 1 << 20  # far above any row number, title or label list; bounds what one line may hold in memory
+DAMAGED = "the run folder is damaged: restore run_info.json from a copy or rerun train.py"
+ISSUES_FIX = (f"restore the {FILENAME} train.py wrote (re-saving it in a spreadsheet changes its delimiter or "
+              "columns) or rerun train.py; list accepted rows in the --accept file")
 
 
 @dataclass
@@ -48,54 +60,212 @@ class RelabelResult:
     added_columns: list[str] = field(default_factory=list)
 
 
-def read_run(run_dir: Path, train_file: Path | None = None) -> RunInputs:
-    info_path = run_dir / "run_info.json"
-    if not info_path.is_file():
-        raise UserError(f"{run_dir}: no run_info.json; expected a run folder written by train.py (--run outputs/<run>)")
-    info = read_json(info_path)
+def _text_key(v: Any) -> bool:
+    return isinstance(v, str) and bool(v.strip())
+
+
+def _text_encoding(v: Any) -> bool:
     try:
-        project = info["config"]["project"]
-        recorded = Path(info["train_file"])
-        sha = info["fingerprint"]["csv_sha256"]
-        inputs = RunInputs(train_file or recorded, sha, project["delimiter"], project["encoding"],
-                           project["text_column"], project["label_column_prefix"], project["empty_label"])
-    except (KeyError, TypeError) as err:
-        raise UserError(f"{info_path}: missing {err}; expected the run_info.json of a train.py run") from err
-    if not inputs.train_file.is_file():
-        raise UserError(f"{inputs.train_file}: training file of {run_dir} not found (paths in run_info.json are "
-                        "relative to the folder train.py ran in); run from there or pass --train_file <path>")
+        "".encode(v)  # LookupError for unknown names and for codecs that are not text encodings (rot13)
+    except (LookupError, TypeError, ValueError):
+        return False
+    return True
+
+
+# run_info.json keys relabel reads: (check, what is expected)
+RUN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "train_file": (_text_key, "a path string"),
+    "fingerprint.csv_sha256": (lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
+                               "a SHA-256 of 64 hex digits"),
+    "config.project.delimiter": (lambda v: isinstance(v, str) and len(v) == 1 and v not in "\"\r\n",
+                                 "one character other than a quote or line break"),
+    "config.project.encoding": (_text_encoding, "a text encoding name such as \"utf-8\""),
+    "config.project.text_column": (_text_key, "a column name string"),
+    "config.project.label_column_prefix": (_text_key, "a column name prefix string"),
+    "config.project.empty_label": (lambda v: v is None or isinstance(v, str), "a label name or null"),
+}
+
+
+def _excerpt(text: str, width: int = 60) -> str:
+    """repr of at most `width` characters: a hostile cell never makes a message longer than a line."""
+    return repr(text) if len(text) <= width else repr(text[:width]) + f"... ({len(text):,} characters)"
+
+
+def _json_found(value: Any, width: int = 60) -> str:
+    """A JSON value as found in the file: its kind for an object or a list, else its JSON text, cut."""
+    kinds = {dict: "an object", list: "a list"}
+    text = json.dumps(value)  # ASCII: control characters escaped, one line
+    return kinds.get(type(value)) or (text if len(text) <= width else text[:width] + "...")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file relabel reads and what it should hold; every complaint about it is one line of one form:
+    `<path>: expected <what>, found <what>; <fix>`."""
+
+    path: Path
+    expected: str
+    fix: str
+    decode_fix: str = "re-save it as UTF-8"
+
+    def error(self, found: str, fix: str | None = None, expected: str | None = None) -> UserError:
+        return UserError(f"{self.path}: expected {expected or self.expected}, found {found}; {fix or self.fix}")
+
+    def check(self, missing_fix: str, limit: int = 0) -> None:
+        """A regular file (not a folder, nor a pipe or device that would block or never end), at most `limit`
+        bytes (0: any size)."""
+        if not self.path.is_file():
+            if not self.path.exists():
+                raise self.error(f"no {self.path.name}", missing_fix)
+            raise self.error("a folder" if self.path.is_dir() else "a device, pipe or socket", "pass a regular file")
+        size = self.path.stat().st_size
+        if limit and size > limit:
+            raise self.error(f"{size / 2**20:,.0f} MB", expected=f"{self.expected}, at most {limit >> 20} MB")
+
+    def text(self) -> str:
+        """The whole file as UTF-8 (a BOM tolerated)."""
+        with self._open() as fh:
+            return self._decode(fh.read(), 1)
+
+    def lines(self) -> Iterator[str]:
+        """The file's lines, decoded one at a time (so a large file is never held whole), each bounded."""
+        with self._open() as fh:
+            for n in itertools.count(1):
+                line = fh.readline(MAX_LINE_BYTES + 1)
+                if not line:
+                    return
+                if len(line) > MAX_LINE_BYTES:
+                    raise self.error(f"line {n} longer than {MAX_LINE_BYTES >> 20} MB",
+                                     expected=f"{self.expected}, lines of at most {MAX_LINE_BYTES >> 20} MB")
+                yield self._decode(line, n)
+
+    def _open(self) -> BinaryIO:
+        try:
+            return open(self.path, "rb")
+        except OSError as err:  # not errors.os_error_text: its fixes are for writing
+            raise self.error(f"a file that cannot be read ({err.strerror})", "check its permissions") from None
+
+    def _decode(self, raw: bytes, first_line: int) -> str:
+        if first_line == 1 and raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            raise self.error("UTF-16 (it starts with a UTF-16 byte-order mark)", expected="UTF-8 text",
+                             fix="re-save it as UTF-8 (PowerShell: Set-Content -Encoding utf8)")
+        try:
+            return raw.decode("utf-8-sig" if first_line == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            line = first_line + raw.count(b"\n", 0, err.start)
+            raise self.error(f"byte 0x{raw[err.start]:02x} on line {line}", expected="UTF-8 text",
+                             fix=self.decode_fix) from None
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        found = "a file" if run_dir.is_file() else "nothing" if not run_dir.exists() else "a device, pipe or socket"
+        raise UserError(f"{run_dir}: expected a run folder written by train.py, found {found}; pass the folder "
+                        "train.py wrote (--run outputs/<run>), not a file in it")
+
+
+def _load_run_info(run_dir: Path) -> tuple[InputFile, dict]:
+    f = InputFile(run_dir / RUN_INFO, f"the {RUN_INFO} train.py writes in every run folder", DAMAGED, DAMAGED)
+    f.check(f"is {run_dir} a run folder? pass the folder train.py wrote (--run outputs/<run>)", MAX_RUN_INFO_BYTES)
+    text = f.text()
+    if not text.strip():
+        raise f.error("an empty file", expected="JSON")
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise f.error(f"invalid JSON ({err})", expected="JSON") from None
+    except RecursionError:
+        raise f.error("JSON nested too deeply to read", expected="JSON") from None
+    if not isinstance(info, dict):
+        raise f.error(_json_found(info), expected="a JSON object")
+    return f, info
+
+
+def _run_key(f: InputFile, info: dict, key: str) -> Any:
+    """The value at a dotted key of run_info.json, checked against RUN_KEYS."""
+    check, what = RUN_KEYS[key]
+    value: Any = info
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(value, dict):
+            raise f.error(_json_found(value), expected=f"{'.'.join(parts[:i])!r} to be an object")
+        if part not in value:
+            raise f.error(f"no {'.'.join(parts[:i + 1])!r}", expected=f"a key {key!r} holding {what}")
+        value = value[part]
+    if not check(value):
+        raise f.error(_json_found(value), expected=f"{key!r} to be {what}")
+    return value
+
+
+def read_run(run_dir: Path, train_file: Path | None = None) -> RunInputs:
+    _check_run_dir(run_dir)
+    f, info = _load_run_info(run_dir)
+    get = functools.partial(_run_key, f, info)
+    recorded = get("train_file")  # checked even with --train_file: a run_info.json without it is not train.py's
+    inputs = RunInputs(Path(train_file) if train_file else Path(recorded), get("fingerprint.csv_sha256"),
+                       get("config.project.delimiter"), get("config.project.encoding"),
+                       get("config.project.text_column"), get("config.project.label_column_prefix"),
+                       get("config.project.empty_label"))
+    train = InputFile(inputs.train_file, f"the training CSV of {run_dir}", DAMAGED)
+    train.check("paths in run_info.json are relative to the folder train.py ran in: run from there or pass "
+                "--train_file <path>")
     found = sha256_file(inputs.train_file)
-    if found != sha:
+    if found != inputs.sha256:
         raise UserError(f"{inputs.train_file}: changed since the run (SHA-256 {found[:12]}..., the run recorded "
-                        f"{sha[:12]}...); its row numbers may no longer match label_issues.csv: retrain on the "
-                        "current file first")
+                        f"{inputs.sha256[:12]}...); its row numbers may no longer match label_issues.csv: retrain "
+                        "on the current file first")
     return inputs
 
 
 def read_accepted(path: Path) -> list[int]:
-    """Row numbers, one per line; '#' starts a comment; blank lines are skipped."""
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; expected a text file with one row number per line")
-    rows: list[int] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    """Row numbers, one per line; '#' starts a comment; blank lines are skipped; a row given twice counts once."""
+    f = InputFile(path, "a text file with one label_issues.csv row number per line",
+                  "write one row number per line ('#' starts a comment)")
+    f.check("check the --accept path", MAX_ACCEPT_BYTES)
+    rows: dict[int, None] = {}
+    for n, line in enumerate(f.lines(), start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
-        if not text.isdigit():
-            raise UserError(f"{path}: line {n}: expected one row number (as in label_issues.csv), found {text!r}")
-        rows.append(int(text))
+        if not ROW_NUMBER.fullmatch(text):
+            raise UserError(f"{path}: line {n}: expected one row number (as in label_issues.csv), found "
+                            f"{_excerpt(text)}; {f.fix}")
+        rows.setdefault(int(text), None)
     if not rows:
-        raise UserError(f"{path}: no row numbers; list the label_issues.csv rows whose suggestion you accept, "
-                        "one per line")
-    return list(dict.fromkeys(rows))
+        raise f.error("no row numbers", "list the label_issues.csv rows whose suggestion you accept, one per line")
+    return list(rows)
 
 
-def read_suggestions(run_dir: Path) -> dict[int, tuple[str, list[str]]]:
-    path = run_dir / FILENAME
-    if not path.is_file():
-        raise UserError(f"{run_dir}: no {FILENAME}; the run had `label_issues: false` or predates it: "
-                        "rerun train.py with label_issues on")
-    return {int(r["row"]): (r["title"], split_labels(r["suggested"])) for r in read_label_issues(path)}
+def read_suggestions(run_dir: Path, accepted: list[int]) -> dict[int, tuple[str, list[str]]]:
+    """(title, suggested labels) of the accepted rows that label_issues.csv lists. The file is streamed (it has a
+    line per training row): only its row numbers and the accepted rows are kept."""
+    f = InputFile(run_dir / FILENAME, f"the {FILENAME} train.py writes (columns {';'.join(COLUMNS)})", ISSUES_FIX,
+                  ISSUES_FIX)
+    f.check("the run had `label_issues: false` or predates it: rerun train.py with label_issues on")
+    reader = csv.reader(f.lines(), delimiter=";")
+    wanted, seen = set(accepted), {}
+    out: dict[int, tuple[str, list[str]]] = {}
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        if not {"row", "title", "suggested"} <= set(header):
+            raise f.error(f"the columns {_excerpt(';'.join(header))}" if header else "an empty file")
+        i_row, i_title, i_sugg = (header.index(c) for c in ("row", "title", "suggested"))
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue
+            cells += [""] * (len(header) - len(cells))
+            text = cells[i_row].strip()
+            if not ROW_NUMBER.fullmatch(text):
+                raise f.error(f"{_excerpt(text)} on line {reader.line_num}", expected="a row number in column 'row'")
+            row = int(text)
+            if row in seen:
+                raise f.error(f"row {row} on lines {seen[row]} and {reader.line_num}", expected="each row once")
+            seen[row] = reader.line_num
+            if row in wanted:
+                out[row] = (cells[i_title], split_labels(cells[i_sugg]))
+    except csv.Error as err:
+        raise f.error(f"malformed CSV on line {reader.line_num} ({err})") from None
+    return out
 
 
 def _records(text: str, delimiter: str) -> dict[int, tuple[str, list[str]]]:
@@ -136,25 +306,91 @@ def _format(cells: list[str], delimiter: str, ending: str) -> str:
     return buf.getvalue()
 
 
+def check_output(output: Path, inputs: list[tuple[Path, str]]) -> None:
+    """The output is none of the inputs (also through a link), and a path a file can be renamed to."""
+    for other, what in inputs:
+        if _same_path(output, other):
+            raise UserError(f"--output {output} is {what}; the original is never overwritten: choose another path")
+    if output.exists() and not output.is_file():  # os.replace would swap a device such as /dev/null for a file
+        kind = "a folder" if output.is_dir() else "a device, pipe or socket"
+        raise UserError(f"--output {output}: expected a CSV file name, found {kind}; give a file name, e.g. "
+                        f"--output corrected.csv")
+    parent = next((p for p in output.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UserError(f"--output {output}: expected {parent} to be a folder, found a file; choose another path")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except RuntimeError as err:  # a symlink loop (Python 3.11's resolve)
+        raise UserError(f"--output {a}: expected a file path, found a symlink loop ({err}); choose another path") from None
+
+
+def _model_labels(run_dir: Path) -> set[str] | None:
+    """The labels of the run's model (model/config.json), the only ones a suggestion can hold; None where the
+    folder has no readable model (relabel does not need it, so it checks what it can)."""
+    path = run_dir / "model" / "config.json"
+    if not path.is_file() or path.stat().st_size > MAX_RUN_INFO_BYTES:  # a pipe would block, a huge file stall
+        return None
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        return {str(v) for v in cfg["id2label"].values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None
+
+
+def _accepted_cells(inputs: RunInputs, run_dir: Path, records: dict[int, tuple[str, list[str]]], title_idx: int,
+                    row: int, suggestion: tuple[str, list[str]]) -> list[str]:
+    """The cells of an accepted row, once it is sure the row holds the title label_issues.csv names for it."""
+    if row not in records:
+        raise UserError(f"{inputs.train_file}: expected a record starting on row {row} (label_issues.csv lists it), "
+                        f"found none (the file has {max(records)} rows); was the run made on another file?")
+    cells = records[row][1]
+    found = " ".join(cells[title_idx].split()) if title_idx < len(cells) else ""
+    if found != suggestion[0]:
+        raise UserError(f"{inputs.train_file}: row {row} holds {_excerpt(found)} but {run_dir / FILENAME} has "
+                        f"{_excerpt(suggestion[0])} for it; was the run made on another file?")
+    return cells
+
+
+def _checked_labels(run_dir: Path, row: int, labels: list[str], known: set[str] | None) -> list[str]:
+    """Suggested labels fit to be written into a label cell: no control characters, and (where the run's model
+    can be read) labels of the run; another one would add a label nobody trained on."""
+    for lab in labels:
+        try:
+            check_label_name(run_dir / FILENAME, row, lab)
+        except UserError:  # the same rule as for the training file, with the fix for label_issues.csv
+            raise UserError(f"{run_dir / FILENAME}: row {row}: expected suggested labels without '|' or control "
+                            f"characters, found {_excerpt(lab)}; {ISSUES_FIX}") from None
+        if known is not None and lab not in known:
+            raise UserError(f"{run_dir / FILENAME}: row {row}: expected suggested labels of the run's model, found "
+                            f"{_excerpt(lab)}; {ISSUES_FIX}")
+    return labels
+
+
 def relabel(run_dir: Path, accept_file: Path, output: Path | None = None, train_file: Path | None = None) -> RelabelResult:
     """Validate everything, build the corrected text in memory, then write it (temp file + rename)."""
     run_dir = Path(run_dir)
     inputs = read_run(run_dir, train_file)
     accepted = read_accepted(Path(accept_file))
-    suggestions = read_suggestions(run_dir)
+    suggestions = read_suggestions(run_dir, accepted)
     unknown = [r for r in accepted if r not in suggestions]
     if unknown:
         raise UserError(f"{accept_file}: row {unknown[0]} is not in {run_dir / FILENAME}"
                         + (f" (nor rows {unknown[1:9]})" if len(unknown) > 1 else "")
                         + "; use the `row` column of label_issues.csv")
     output = Path(output) if output is not None else run_dir / DEFAULT_OUTPUT
-    for other, what in ((inputs.train_file, "the training file"), (Path(accept_file), "the --accept file")):
-        if output.resolve() == other.resolve() or (output.exists() and os.path.samefile(output, other)):
-            raise UserError(f"--output {output} is {what}; the original is never overwritten: choose another path")
+    check_output(output, [(inputs.train_file, "the training file"), (Path(accept_file), "the --accept file"),
+                          (run_dir / RUN_INFO, f"the run's {RUN_INFO}"), (run_dir / FILENAME, f"the run's {FILENAME}")])
 
     text = read_text(inputs.train_file, inputs.encoding)  # BOM stripped; put back on writing
     bom = inputs.train_file.read_bytes().startswith(codecs.BOM_UTF8)
-    records = _records(text, inputs.delimiter)
+    try:
+        records = _records(text, inputs.delimiter)
+    except csv.Error as err:  # train.py read this file; only a run_info.json naming another delimiter gets here
+        raise UserError(f"{inputs.train_file}: expected CSV with delimiter {inputs.delimiter!r}, found malformed "
+                        f"CSV ({err}); {DAMAGED}") from None
     header_raw, header_cells = records[1]
     header = [h.strip() for h in header_cells]
     _, label_cols = find_columns(inputs.train_file, header, inputs.text_column, inputs.label_prefix, need_labels=True)
@@ -162,13 +398,10 @@ def relabel(run_dir: Path, accept_file: Path, output: Path | None = None, train_
 
     result = RelabelResult(output, [])
     wanted: dict[int, list[str]] = {}
+    known = _model_labels(run_dir)
     for row in accepted:
-        raw_text, cells = records.get(row, ("", []))
-        found = " ".join(cells[title_idx].split()) if title_idx < len(cells) else ""
-        title, labels = suggestions[row]
-        if found != title:
-            raise UserError(f"{inputs.train_file}: row {row} holds {found!r} but label_issues.csv has {title!r} "
-                            "for it; was the run made on another file?")
+        cells = _accepted_cells(inputs, run_dir, records, title_idx, row, suggestions[row])
+        labels = _checked_labels(run_dir, row, suggestions[row][1], known)
         labels = [lab for lab in labels if lab != inputs.empty_label]  # the empty label is written as empty cells
         given = {cells[i].strip() for i in label_cols if i < len(cells) and cells[i].strip()}
         if given == set(labels):
