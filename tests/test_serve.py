@@ -111,12 +111,12 @@ def test_truncated_flags_agree_with_a_full_tokenization(reference):
     titles = ["CEO", "a " * (n - 3), "a " * (n - 2), "a " * n, "x" * (n - 3), "é" * n, "VP " * n, "a." * (n // 2 + 2), "Straße " * 9,
               "Geschäftsführer " * (n // 3), "最高経営責任者" * 10]
     counts = [len(ids) for ids in reference.tokenizer(titles, truncation=False, verbose=False)["input_ids"]]
-    assert predictor.truncated(titles) == [c > n for c in counts]
+    assert predictor.scores(titles)[1] == [c > n for c in counts]  # the flags of the one tokenization
     assert any(c > n for c in counts) and any(c <= n for c in counts)
 
 
 def test_health_and_info(server, reference):
-    assert httpx.get(server.url + "/health").json() == {"status": "ok"}
+    assert httpx.get(server.url + "/health").json() == {"status": "ok", "model_changed": False}
     info = httpx.get(server.url + "/info").json()
     assert info["labels"] == reference.labels
     assert info["thresholds"] == pytest.approx(dict(zip(reference.labels, reference.thresholds.tolist())))
@@ -308,9 +308,10 @@ class FakePredictor:
     def scores(self, titles):
         self.calls.append(list(titles))
         time.sleep(0.02)
-        return np.array([[len(t)] for t in titles], dtype=np.float32)
+        return np.array([[len(t)] for t in titles], dtype=np.float32), [False] * len(titles)
 
-    def predictions(self, titles, scores):
+    def predictions(self, titles, scored):
+        scores, _ = scored
         return [(t, float(s[0])) for t, s in zip(titles, scores)]
 
 
@@ -347,7 +348,7 @@ class OverlappingFake(FakePredictor):
         self.calls.append(list(titles))
         if len(self.calls) == 1:
             self.both_running.wait()
-        return np.array([[len(t)] for t in titles], dtype=np.float32)
+        return np.array([[len(t)] for t in titles], dtype=np.float32), [False] * len(titles)
 
 
 def test_long_requests_are_split_over_the_workers_and_come_back_in_order():
@@ -534,8 +535,7 @@ def test_serve_py_exports_onnx_int8_and_sigterm_finishes_requests_in_flight(tiny
         preds = json.loads(payload)["predictions"]
         int8 = TitleClassifier(run / "model", backend="onnx-int8")
         assert [p["labels"] for p in preds] == int8.predict(TITLES)
-        # uvicorn re-raises the signal after its graceful shutdown: the exit status says "ended by SIGTERM"
-        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0  # a finished graceful shutdown is a normal exit
     finally:
         if proc.poll() is None:
             proc.kill()

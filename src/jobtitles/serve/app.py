@@ -4,16 +4,24 @@ Routes: GET / (the page) and /static/*, GET /health, GET /info, GET /metrics (Pr
 POST /predict_csv, and POST / in the Hugging Face text-classification inference API format, so
 huggingface_hub.InferenceClient(base_url=...) works unchanged (it posts {"inputs": ..., "parameters": {...}} to
 the base URL itself).
+
+Every client is treated as hostile: bodies are bounded in size and time (limits.py), request heads too
+(connections.py, through runner.uvicorn_config), titles that are not text are refused with the item's index,
+a bug answers the JSON 500 (failures.py), and no answer names a server path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import re
+import time
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, File, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -21,12 +29,14 @@ from fastapi.staticfiles import StaticFiles
 
 from jobtitles.serve.backend import BackendChoice, choose_backend
 from jobtitles.serve.batching import MicroBatcher
+from jobtitles.serve.failures import FailureMiddleware
 from jobtitles.serve.guards import JSONRoute, ProtectedRoute, UploadRoute, api_key_dependency
 from jobtitles.serve.hf_compat import hf_scores
 from jobtitles.serve.http_errors import ApiError, install_handlers
 from jobtitles.serve.limits import BodyLimitMiddleware
 from jobtitles.serve.metrics import MetricsMiddleware, ServeMetrics, create_metrics
-from jobtitles.serve.model_info import CardFacts, read_card
+from jobtitles.serve.model_info import CardFacts, read_card, without_paths
+from jobtitles.serve.model_watch import ModelWatch
 from jobtitles.serve.predictor import Prediction, Predictor
 from jobtitles.serve.schemas import (
     CVMetric, ErrorResponse, HealthResponse, HFRequest, InfoResponse, LabelScore, PredictRequest, PredictResponse,
@@ -37,7 +47,10 @@ from jobtitles.serve.uploads import read_upload
 
 logger = logging.getLogger("jobtitles.serve")
 STATIC = Path(__file__).with_name("static")
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 415, 422)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 415, 422, 500, 503)}
+SURROGATE = re.compile("[\ud800-\udfff]")
+VISIBLE = frozenset("LNPSM")  # Unicode categories of letters, numbers, punctuation, symbols and marks
+SCAN_CHARS = 10_000
 
 
 @dataclass
@@ -47,6 +60,7 @@ class Loaded:
     backend: BackendChoice
     card: CardFacts
     threads_per_worker: int
+    watch: ModelWatch
 
 
 def _cuda_available() -> bool:
@@ -61,6 +75,7 @@ def _load(settings: ServeSettings, metrics: ServeMetrics) -> Loaded:
     choice = (BackendChoice(settings.backend, settings.backend_reason) if settings.backend and settings.backend_reason
               else choose_backend(settings.model_dir, settings.backend))
     logger.info("backend %s (%s)", choice.backend, choice.reason)
+    watch = ModelWatch(settings.model_dir)  # after a first-use export, before loading: what is served
     on_gpu = choice.backend == "torch" and _cuda_available()
     workers, threads = settings.worker_count(on_gpu), settings.worker_threads(on_gpu)
     predictors = []
@@ -79,9 +94,32 @@ def _load(settings: ServeSettings, metrics: ServeMetrics) -> Loaded:
     batcher = MicroBatcher(predictors, settings.batch_wait_ms, settings.max_batch_titles, settings.batching,
                            on_call=metrics.observe_model_call)
     metrics.watch_queue(batcher.queued)
-    metrics.model.info({"model_dir": str(settings.model_dir), "backend": choice.backend,
+    card = read_card(settings.model_dir)
+    metrics.model.info({"model": card.model_name or "unnamed", "backend": choice.backend,
                         "workers": str(workers), "threads_per_worker": str(threads)})
-    return Loaded(predictors[0], batcher, choice, read_card(settings.model_dir), threads)
+    return Loaded(predictors[0], batcher, choice, card, threads, watch)
+
+
+def _text_problem(title: str) -> tuple[str, str] | None:
+    """(code, what is wrong) for a title no model should see, whatever the lower layers would do with it."""
+    bad = None if title.isascii() else SURROGATE.search(title)
+    if bad:  # JSON can carry "\ud800", which is no character: it cannot be tokenized nor sent back as UTF-8
+        return "invalid_text", (f"a lone UTF-16 surrogate ({ascii(bad.group())}) at character {bad.start()}, "
+                                f"which is not text; send valid Unicode (was a character cut in half?)")
+    # only spaces, controls and zero-width marks; the scan stops at the first visible character, and at
+    # SCAN_CHARS (far beyond what a model reads) so a megabyte of blanks costs the event loop little
+    if not any(unicodedata.category(c)[0] in VISIBLE for c in title[:SCAN_CHARS]):
+        return "empty_title", "empty title; expected text such as 'VP of Sales'"
+    return None
+
+
+def check_texts(titles: Sequence[str], where: Sequence[str], field: str | None = None) -> None:
+    """The first title that is not text is refused: 422 naming it by `where[i]` (titles[3], mine.csv row 5)."""
+    for i, title in enumerate(titles):
+        problem = _text_problem(title)
+        if problem:
+            code, text = problem
+            raise ApiError(422, code, f"{where[i]}: {text}", field or where[i])
 
 
 def _checked_titles(titles: str | list[str], settings: ServeSettings, field: str) -> list[str]:
@@ -91,10 +129,7 @@ def _checked_titles(titles: str | list[str], settings: ServeSettings, field: str
     if len(titles) > settings.max_titles:
         raise ApiError(413, "too_many_titles", f"{field}: {len(titles):,} titles; at most {settings.max_titles:,} "
                        f"per request (--max_titles): split the list", field)
-    for i, title in enumerate(titles):
-        if not title.strip():
-            raise ApiError(422, "empty_title", f"{field}[{i}]: empty title; expected text such as 'VP of Sales'",
-                           f"{field}[{i}]")
+    check_texts(titles, [f"{field}[{i}]" for i in range(len(titles))])
     return titles
 
 
@@ -111,10 +146,10 @@ def _response(preds: list[Prediction], loaded: Loaded, rows: list[int] | None = 
 def _info(settings: ServeSettings, loaded: Loaded) -> InfoResponse:
     clf, card = loaded.predictor.clf, loaded.card
     return InfoResponse(
-        model_dir=str(settings.model_dir), model_name=card.model_name, base_model=card.base_model,
+        model_name=card.model_name, base_model=card.base_model,
         labels=list(clf.labels), thresholds={lab: float(t) for lab, t in zip(clf.labels, clf.thresholds)},
         at_least_one=bool(getattr(clf, "at_least_one", True)), max_length=int(clf.max_length),
-        backend=loaded.backend.backend, backend_reason=loaded.backend.reason,
+        backend=loaded.backend.backend, backend_reason=without_paths(loaded.backend.reason),
         cv_metrics=[CVMetric(name=n, value=v) for n, v in card.cv_metrics],
         cv_micro_f1=card.metric("CV micro-F1"), cv_subset_accuracy=card.metric("CV subset accuracy"),
         max_titles=settings.max_titles, max_body_mb=settings.max_body_mb,
@@ -124,16 +159,31 @@ def _info(settings: ServeSettings, loaded: Loaded) -> InfoResponse:
         api_key_required=bool(settings.api_key))
 
 
+def _time_left(app: FastAPI, settings: ServeSettings) -> float:
+    """Seconds left of the shutdown deadline (set by runner.Server when uvicorn's shutdown begins)."""
+    deadline = getattr(app.state, "shutdown_deadline", None)
+    return settings.shutdown_timeout if deadline is None else max(0.0, deadline - time.monotonic())
+
+
 def create_app(model_dir: str | Path, backend: str | None = None, **options) -> FastAPI:
-    """The app for one model folder; `options` are ServeSettings fields (max_titles, api_key, batch_wait_ms...)."""
+    """The app for one model folder; `options` are ServeSettings fields (max_titles, api_key, batch_wait_ms...).
+    A folder that is not a trained model, or a setting out of range, is a UserError here, before any server."""
+    from jobtitles.model_folder import read_model_config
+
     settings = replace(ServeSettings(model_dir=Path(model_dir)), backend=backend, **options)
+    read_model_config(settings.model_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.loaded = _load(settings, metrics)
+        loaded = app.state.loaded = _load(settings, metrics)  # a UserError: one line (FailureMiddleware)
         logger.info("ready: %s", settings.model_dir)
+        watching = asyncio.create_task(loaded.watch.run(settings.model_check_s)) if settings.model_check_s else None
         yield
-        app.state.loaded.batcher.close()  # uvicorn has already let the requests in flight finish
+        if watching is not None:
+            watching.cancel()
+        # uvicorn has let the requests in flight finish (or cancelled them at the deadline): what is still
+        # computing is for nobody, so the workers get only what is left of the deadline
+        loaded.batcher.close(timeout=_time_left(app, settings))
         if settings.gc_freeze:
             gc.unfreeze()  # a process that goes on (tests, notebooks) collects those objects again
         app.state.loaded = None
@@ -144,9 +194,11 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
     app.state.settings = settings
     app.state.loaded = None
     app.state.metrics = metrics
+    app.state.startup_error = None  # a UserError that stopped the model from loading (FailureMiddleware)
     install_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, so it sees the 413s too
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
+    app.add_middleware(FailureMiddleware, shutdown_timeout=settings.shutdown_timeout)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, so it sees the 413s and 500s
 
     def loaded() -> Loaded:
         if app.state.loaded is None:
@@ -166,8 +218,11 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
 
     @app.get("/health", response_model=HealthResponse, tags=["status"])
     async def health() -> JSONResponse:
-        ready = app.state.loaded is not None
-        return JSONResponse({"status": "ok" if ready else "loading"}, status_code=200 if ready else 503)
+        state = app.state.loaded
+        if state is None:
+            return JSONResponse({"status": "loading", "model_changed": False}, status_code=503)
+        # still 200 when the folder changed: the loaded model keeps serving correctly until a restart
+        return JSONResponse({"status": "ok", "model_changed": state.watch.changed})
 
     @reads.get("/info", response_model=InfoResponse, tags=["status"])
     async def info() -> InfoResponse:
@@ -191,6 +246,7 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
                                                               "or .txt, one title per line")) -> PredictResponse:
         state = loaded()
         upload = await read_upload(file, settings.max_titles)
+        check_texts(upload.titles, [f"{upload.name} row {row}" for row in upload.rows], "file")
         return _response(await predicted(upload.titles), state, upload.rows, upload.gold)
 
     @api.post("/", response_model=list[list[LabelScore]], tags=["Hugging Face inference API"])

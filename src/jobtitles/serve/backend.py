@@ -71,8 +71,10 @@ def choose_backend(model_dir: Path, requested: str | None) -> BackendChoice:
     if not _onnxruntime_installed():
         return BackendChoice("torch", "onnxruntime is not installed (pip install '.[onnx]' for the faster backend)")
     if not _writable(model_dir):
-        return BackendChoice("torch", f"{model_dir} is read-only, so the ONNX int8 export cannot be written there; "
-                                      f"export it once with python -m jobtitles.export --model {model_dir} --int8")
+        # the reason is shown by /info: it names no server path (the log line before it does)
+        logger.info("%s is read-only", model_dir)
+        return BackendChoice("torch", "the model folder is read-only, so the ONNX int8 export cannot be written "
+                                      "there; export it once with python -m jobtitles.export --model <folder> --int8")
     logger.info("exporting %s to ONNX int8 (first use; checked against PyTorch on the run's CV rows)", model_dir)
     code, last = _export_int8(model_dir)
     if code == 0:

@@ -1,15 +1,20 @@
-"""serve.py's command line: parse, build the app, run uvicorn (SIGTERM: finish the requests in flight, exit)."""
+"""serve.py's command line: parse, check the model folder and the port, build the app, run uvicorn. SIGTERM or
+Ctrl-C: stop accepting, let the requests in flight finish within --shutdown_timeout, exit 0."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import socket
 import sys
 from pathlib import Path
+from typing import Iterator
 
-from jobtitles.errors import UserError, cli_entry
+from jobtitles.errors import EXIT_USER_ERROR, UserError, cli_entry
 from jobtitles.log import setup_logging
-from jobtitles.serve.settings import API_KEY_ENV, BACKENDS, ServeSettings
+from jobtitles.serve.settings import API_KEY_ENV, BACKENDS, ServeSettings, defaults
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -18,7 +23,7 @@ class ArgParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = ServeSettings(model_dir=Path("."))
+    d = argparse.Namespace(**defaults())
     p = ArgParser(prog="serve.py", description="Serve a trained model folder over HTTP: API, page, /docs.")
     p.add_argument("--model", required=True, type=Path, help="Model folder written by train.py (outputs/<run>/model).")
     p.add_argument("--host", default="127.0.0.1", help="Address to bind (default loopback only).")
@@ -41,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(0: one per core).")
     p.add_argument("--threads", type=int, default=d.threads,
                    help="Intra-op threads per worker (0: this process's cores divided among the workers).")
+    p.add_argument("--body_timeout", type=float, default=d.body_timeout,
+                   help="Seconds a request body may take to arrive after its headers (then 408).")
+    p.add_argument("--header_timeout", type=float, default=d.header_timeout,
+                   help="Seconds a request line and headers may take to arrive (then 408 and the connection closed).")
+    p.add_argument("--shutdown_timeout", type=float, default=d.shutdown_timeout,
+                   help="SIGTERM: seconds the requests in flight get to finish (then 503); the process exits 0.")
+    p.add_argument("--model_check_s", type=float, default=d.model_check_s,
+                   help="Check the model folder for replaced files this often (a warning and /health "
+                        "model_changed; 0: never).")
     p.add_argument("--no_gc_freeze", action="store_true",
                    help="Leave the objects alive after loading in the garbage collector's reach (slower tail).")
     p.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
@@ -52,24 +66,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
-    if args.threads < 0:
-        raise UserError(f"--threads: expected 0 (every core) or a positive number, found {args.threads}")
-    if args.workers < 0:
-        raise UserError(f"--workers: expected 0 (one per core) or a positive number, found {args.workers}")
-    for name in ("max_titles", "max_batch_titles", "batch_size"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name}: expected a positive number, found {getattr(args, name)}")
-    if args.max_body_mb <= 0 or args.batch_wait_ms < 0:
-        raise UserError("--max_body_mb must be > 0 and --batch_wait_ms >= 0")
-    if not (args.model / "config.json").is_file():
-        from jobtitles.model_folder import read_model_config
-
-        read_model_config(args.model)  # raises the project's message for a wrong folder
+    """Every value is checked by ServeSettings itself (the same checks as create_app's keyword arguments)."""
     return ServeSettings(model_dir=args.model, backend=args.backend, max_titles=args.max_titles,
                          max_body_mb=args.max_body_mb, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
                          batch_wait_ms=args.batch_wait_ms, max_batch_titles=args.max_batch_titles,
                          batching=not args.no_batching, workers=args.workers, threads=args.threads,
-                         batch_size=args.batch_size, gc_freeze=not args.no_gc_freeze)
+                         batch_size=args.batch_size, gc_freeze=not args.no_gc_freeze,
+                         body_timeout=args.body_timeout, header_timeout=args.header_timeout,
+                         shutdown_timeout=args.shutdown_timeout, model_check_s=args.model_check_s)
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind and release the address first, so a port in use is one line instead of uvicorn's exit 3 after the
+    model has loaded (uvicorn binds the same way, with SO_REUSEADDR)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            pass
+    except (OSError, OverflowError) as err:  # OverflowError: a port outside 0-65535
+        reason = getattr(err, "strerror", None) or err
+        raise UserError(f"--host {host} --port {port}: cannot listen there ({reason}); choose another --port, or "
+                        f"stop the program that uses it") from err
+
+
+@contextlib.contextmanager
+def stop_quietly() -> Iterator[None]:
+    """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done (so the process would end by the
+    signal, or with KeyboardInterrupt); a handler that does nothing makes a finished shutdown exit 0."""
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @cli_entry
@@ -77,10 +106,13 @@ def serve_main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     settings = settings_from_args(args)
-    import uvicorn
+    from jobtitles.model_folder import read_model_config
 
+    read_model_config(settings.model_dir)  # a folder that is not a trained model: one line, before anything else
+    check_port(args.host, args.port)
     from jobtitles.serve.app import create_app
     from jobtitles.serve.backend import choose_backend
+    from jobtitles.serve.runner import Server, uvicorn_config
 
     # Chosen (and exported if needed) before uvicorn starts, so a problem is one `error:` line, not a
     # lifespan traceback; the model itself is loaded in the app's lifespan handler.
@@ -90,8 +122,13 @@ def serve_main(argv: list[str] | None = None) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         print(f"warning: listening on {args.host} without --api_key: anyone who can reach it can use it",
               file=sys.stderr)
-    # uvicorn handles SIGINT/SIGTERM: it stops accepting, lets requests in flight finish, then runs the
-    # lifespan shutdown (which drains the batcher).
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30,
-                loop=args.loop, http=args.http)
+    server = Server(uvicorn_config(app, host=args.host, port=args.port, log_level=args.log_level, loop=args.loop,
+                                   http=args.http))
+    with stop_quietly():
+        try:
+            server.run()
+        except SystemExit:  # uvicorn's way out when the app's startup failed
+            if app.state.startup_error is not None:
+                return EXIT_USER_ERROR  # uvicorn has logged the UserError's one line
+            raise
     return 0

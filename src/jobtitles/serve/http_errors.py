@@ -3,7 +3,7 @@ says what was expected and what came; no traceback ever reaches a client."""
 
 from __future__ import annotations
 
-import logging
+import sys
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-logger = logging.getLogger("jobtitles.serve")
 
 
 class ApiError(Exception):
@@ -27,6 +26,18 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def internal_error() -> JSONResponse:
+    return error_response(500, "internal_error", "internal error; the server log has the details")
+
+
+def shown(text: object, limit: int = 80) -> str:
+    """What a client sent, as it may appear in an answer: at most `limit` characters, and text that cannot be
+    encoded as UTF-8 (lone surrogates) written as escapes, so echoing it can never fail or flood the answer."""
+    text = str(text)
+    cut = text[:limit] + ("..." if len(text) > limit else "")
+    return cut.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _type_name(value: object) -> str:
     return {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "array",
             dict: "object"}.get(type(value), type(value).__name__)
@@ -39,7 +50,7 @@ def _where(loc: tuple) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif part not in ("str", "list[str]") and not str(part).startswith(("function-", "union[")):
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + shown(part, 40)  # a key name the client chose
     return out or "body"
 
 
@@ -55,14 +66,32 @@ def validation_message(errors: list[dict]) -> tuple[str, str, str]:
         return "missing_body", "body", "the body is empty or null; expected a JSON object such as {\"titles\": [\"VP of Sales\"]}"
     if kind == "missing":
         return "missing_field", where, f"missing field '{where}'"
+    if kind == "string_unicode":  # a key with a lone surrogate: pydantic cannot read it as a string
+        return "invalid_text", where, (f"{where}: the key '{shown(found, 40)}' is not valid Unicode (a lone UTF-16 "
+                                       f"surrogate); send valid Unicode")
     if kind == "extra_forbidden":
         return "unknown_field", where, f"unknown field '{where}'"
     if kind in ("model_attributes_type", "dict_type", "model_type"):
         return "invalid_body", where, f"{where}: expected a JSON object, found {_type_name(found)}"
+    if where == "file" and kind == "value_error":  # starlette's "Expected UploadFile, received: <class 'str'>"
+        return "invalid_type", where, ("file: expected a file upload (multipart field 'file' with a file name), "
+                                       "found a plain form field")
     if where.startswith(("titles", "inputs")) and kind in ("string_type", "list_type"):
         expected = "a string" if "[" in where else "a string or a list of strings"
         return "invalid_type", where, f"{where}: expected {expected}, found {_type_name(found)}"
     return "invalid_value", where, f"{where}: {err.get('msg', 'invalid value')} (found {_type_name(found)})"
+
+
+def _unparsed_body(cause: BaseException | None) -> tuple[str, str]:
+    """FastAPI answers 400 "There was an error parsing the body" for what json.loads raises besides a syntax
+    error (and for broken multipart bodies); the cause says which limit of the JSON parser the body went past."""
+    if isinstance(cause, RecursionError):
+        return "invalid_json", ("the body is not valid JSON for this server: arrays or objects nested too deeply; "
+                                "send a flat object such as {\"titles\": [\"VP of Sales\"]}")
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "invalid_json", (f"the body is not valid JSON for this server: a number has more than "
+                                f"{sys.get_int_max_str_digits():,} digits; send shorter numbers")
+    return "bad_request", "the body could not be parsed; expected JSON (application/json) or a multipart CSV upload"
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -79,18 +108,15 @@ def install_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         phrase = HTTPStatus(exc.status_code).phrase if exc.status_code in HTTPStatus._value2member_map_ else "error"
         detail = exc.detail if isinstance(exc.detail, str) else phrase
-        where = f"{request.method} {request.url.path}"
+        where = f"{request.method} {shown(request.url.path, 200)}"
+        code = phrase.lower().replace(" ", "_").replace("-", "_")
         if exc.status_code == 400 and detail == "There was an error parsing the body":
-            detail = "the body could not be parsed; expected JSON (application/json) or a multipart CSV upload"
+            code, detail = _unparsed_body(exc.__cause__)
         elif exc.status_code == 404:
             detail = f"no route {where}; the API is listed at /docs"
         elif exc.status_code == 405:
             allowed = (exc.headers or {}).get("Allow", "another method")
             detail = f"{where}: method not allowed; use {allowed}"
-        code = phrase.lower().replace(" ", "_").replace("-", "_")
         return error_response(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def internal_error(_: Request, exc: Exception) -> JSONResponse:  # a bug: logged, never shown
-        logger.exception("unhandled error")
-        return error_response(500, "internal_error", "internal error; the server log has the details")
+    # Bugs (any other exception) are answered by FailureMiddleware: one log entry, the JSON 500, no re-raise.

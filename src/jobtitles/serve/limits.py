@@ -1,26 +1,34 @@
-"""Request-body limit as a pure ASGI middleware: refuses on Content-Length at once, and counts the bytes of
-chunked or lying bodies as they arrive, so an oversized upload is never held in memory."""
+"""Request-body limits as a pure ASGI middleware: the size (refused on Content-Length at once, and counted on
+chunked or lying bodies as they arrive, so an oversized upload is never held in memory) and the time (the
+whole body within `timeout` seconds of the headers, so a client that sends half a body or trickles it byte by
+byte cannot hold a connection)."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobtitles.serve.http_errors import error_response
+
+CLOSE = {"connection": "close"}  # uvicorn closes the connection after the answer: the rest of the body is not read
+
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 10.0) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
-    async def _refuse(self, send: Send, found: str) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, found: str) -> None:
         mb = self.max_bytes / 1024 / 1024
-        body = json.dumps({"error": {"code": "body_too_large", "message": (
-            f"the request body is {found}; the limit is {mb:g} MB (--max_body_mb): send fewer titles per request")}}
-        ).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await error_response(413, "body_too_large", f"the request body is {found}; the limit is {mb:g} MB "
+                             f"(--max_body_mb): send fewer titles per request", headers=CLOSE)(scope, receive, send)
+
+    async def _too_slow(self, scope: Scope, receive: Receive, send: Send, size: int, length: bytes | None) -> None:
+        of = f" of {int(length):,}" if length is not None and length.isdigit() else ""
+        await error_response(408, "body_timeout", f"the request body did not arrive within {self.timeout:g} s "
+                             f"(--body_timeout): {size:,}{of} bytes came; send the whole body at once",
+                             headers=CLOSE)(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -28,18 +36,23 @@ class BodyLimitMiddleware:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(send, f"{int(length):,} bytes (Content-Length)")
+            await self._too_large(scope, receive, send, f"{int(length):,} bytes (Content-Length)")
             return
         # Read the whole body here (it is small by construction), then hand it to the app in one message.
         chunks, size = [], 0
+        deadline = time.monotonic() + self.timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                await self._too_slow(scope, receive, send, size, length)
+                return
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._refuse(send, f"over {self.max_bytes:,} bytes")
+                await self._too_large(scope, receive, send, f"over {self.max_bytes:,} bytes")
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 
 class PredictRequest(BaseModel):
@@ -32,7 +32,7 @@ class PredictResponse(BaseModel):
 
 class HFParameters(BaseModel):
     model_config = ConfigDict(extra="allow")  # other clients' parameters are accepted and ignored
-    top_k: int | None = Field(None, ge=1)
+    top_k: StrictInt | None = Field(None, ge=1)  # strict: "2" and true are refused, not read as 2 and 1
     function_to_apply: Literal["sigmoid", "softmax", "none"] | None = None
 
 
@@ -54,8 +54,7 @@ class CVMetric(BaseModel):
 
 
 class InfoResponse(BaseModel):
-    model_dir: str
-    model_name: str | None
+    model_name: str | None = Field(description="The model card's name; no server path is ever shown.")
     base_model: str | None
     labels: list[str]
     thresholds: dict[str, float]
@@ -74,6 +73,8 @@ class InfoResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: Literal["ok", "loading"]
+    model_changed: bool = Field(False, description="The model folder on disk changed since it was loaded (still "
+                                                   "serving the loaded model; restart to serve the new files).")
 
 
 class ErrorDetail(BaseModel):
