@@ -3,6 +3,8 @@ Debian's headless Chromium through Selenium. Skipped when chromium or chromedriv
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import tempfile
 
@@ -92,3 +94,35 @@ def test_upload_a_csv(page, tmp_path):
     driver.find_element(By.ID, "csv-file").send_keys(str(bad))
     error = WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "error").text)
     assert error.startswith("bad.csv") and "comma-delimited" in error
+
+
+def test_download_csv_is_spreadsheet_safe(page):
+    """The "Download CSV" button's file: text cells that start with a formula sign get a leading "'" (the rule of
+    jobtitles.spreadsheet, which textCell must apply to every string exactly as escape_cell does)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from jobtitles.spreadsheet import FORMULA_SIGNS, LEADING_SPACE, escape_cell
+
+    driver, url, clf = page
+    driver.get(url + "/")
+    WebDriverWait(driver, 20).until(lambda d: "CV micro-F1" in d.find_element(By.ID, "model-summary").text)
+    titles = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3", "\t=1+1", "\r=1+1",
+              " =1+1", "\uff1d1+1", "'=1+1", "Sales\n=1+1", "VP of Sales"]
+    # sent as JSON (the text box trims each line): the server answers the titles as given
+    driver.execute_script("run('/predict', {method: 'POST', headers: headers({'Content-Type': 'application/json'}),"
+                          " body: JSON.stringify({titles: arguments[0]})});", titles)
+    WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results tr.result")) == 11)
+    # keep the file the button builds instead of saving it (and stay on the page)
+    driver.execute_script("URL.createObjectURL = (blob) => { window.downloaded = blob; return '#'; };"
+                          "HTMLAnchorElement.prototype.click = function () {};")
+    driver.find_element(By.ID, "download").click()
+    text = driver.execute_async_script("window.downloaded.text().then(arguments[0]);")
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+    assert rows[0][:4] == ["row", "title", "predicted", "truncated"]
+    assert [r[1] for r in rows[1:]] == ['\'=HYPERLINK("http://x","y")', "'+cmd|' /C calc'!A0", "'@SUM(1+1)",
+                                        "'-2+3", "'\t=1+1", "'\r=1+1", "' =1+1", "'\uff1d1+1", "''=1+1",
+                                        "Sales\n=1+1", "VP of Sales"]
+    assert [r[2] for r in rows[1:]] == [" | ".join(labels) for labels in clf.predict(titles)]
+    probes = [p + s for p in ("", "'", " ", "''\u3000", "a") for s in FORMULA_SIGNS + LEADING_SPACE + "a'"]
+    assert driver.execute_script("return arguments[0].map(textCell);", probes) == [escape_cell(p) for p in probes]

@@ -194,6 +194,35 @@ def test_cli_parquet_to_csv(spark, model_dir, reference, tmp_path, capsys):
         assert np.allclose([float(got[t][f"score:{lab}"]) for lab in reference.labels], s, atol=1e-4)
 
 
+def test_cli_csv_cells_are_spreadsheet_safe_and_parquet_verbatim(spark, model_dir, tmp_path, capsys):
+    import csv
+
+    cells_for = {  # title: its CSV cell (jobtitles.spreadsheet, the same rule as predict.py's CSV)
+        '=HYPERLINK("http://x","y")': '\'=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0": "'+cmd|' /C calc'!A0",
+        "@SUM(1+1)": "'@SUM(1+1)", "-2+3": "'-2+3", "\t=1+1": "'\t=1+1", "\r=1+1": "'\r=1+1", " =1+1": "' =1+1",
+        "\x01=1+1": "'\x01=1+1", "\uff1d1+1": "'\uff1d1+1", "'=1+1": "''=1+1", "Sales\n=1+1": "Sales\n=1+1",
+        "  VP Sales ": "  VP Sales "}  # Spark's CSV writer trimmed spaces and control characters: no longer
+    titles = list(cells_for)
+    src = str(tmp_path / "in.parquet")
+    spark.createDataFrame([(t, "=evil()" if i == 0 else "note", i) for i, t in enumerate(titles)] + [(None, "-1", 99)],
+                          "Title string, note string, n int").write.parquet(src)
+    for ext in ("csv", "parquet"):
+        code, err = run_cli(["--model", str(model_dir), "--input", src, "--output", str(tmp_path / f"out.{ext}"),
+                             "--partitions", "1"], capsys)
+        assert code == 0, err
+    rows = []  # the cells as a spreadsheet gets them
+    for part in sorted((tmp_path / "out.csv").glob("part-*.csv")):
+        with open(part, encoding="utf-8", newline="") as fh:
+            rows += list(csv.DictReader(fh, delimiter=";"))
+    by_n = {int(r["n"]): r for r in rows}
+    assert [by_n[i]["Title"] for i in range(len(titles))] == [cells_for[t] for t in titles]
+    assert by_n[0]["note"] == "'=evil()" and by_n[1]["note"] == "note"  # every text column, the user's too
+    assert by_n[99]["note"] == "'-1" and by_n[99]["Title"] == "" and by_n[99]["predicted"] == ""
+    assert all(r["predicted"] and r["predicted"][0].isalpha() for n, r in by_n.items() if n != 99)
+    parquet = {r["n"]: r for r in spark.read.parquet(str(tmp_path / "out.parquet")).collect()}
+    assert [parquet[i]["Title"] for i in range(len(titles))] == titles and parquet[0]["note"] == "=evil()"
+
+
 @pytest.mark.parametrize("case", ["not_a_model", "missing_column", "onnx_not_exported", "output_is_input"])
 def test_cli_errors_before_any_task(spark, model_dir, tmp_path, capsys, case):
     src = str(tmp_path / "in.parquet")

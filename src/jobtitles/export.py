@@ -86,10 +86,9 @@ def parity_rows(model_dir: Path, titles_file: Path | None) -> tuple[list[str], l
     oof = model_dir.parent / "oof_predictions.csv"
     if not oof.is_file():
         raise UserError(f"{oof} not found; pass --titles FILE.csv (titles with labels) for the parity check")
-    import csv
+    from jobtitles.spreadsheet import read_rows
 
-    with oof.open(encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh, delimiter=";"))
+    rows = read_rows(oof, ("title", "gold"))  # the titles as trained on: "=1+1" is scored as "=1+1", not "'=1+1"
     return [r["title"] for r in rows], [split_labels(r["gold"]) for r in rows]
 
 

@@ -20,10 +20,12 @@ import numpy as np
 
 from jobtitles.io_utils import write_text
 from jobtitles.labels import join_labels, split_labels
+from jobtitles.spreadsheet import escape_cell, read_rows, unescape_cell
 
 FILENAME = "label_issues.csv"
 INSTALL_HINT = 'pip install "jobtitles[label-issues]"'
 COLUMNS = ["row", "title", "given", "suggested", "quality", "missing", "extra", "flagged", "kind", "conflict_rows"]
+TEXT_COLUMNS = ("title", "given", "suggested", "missing", "extra")  # spreadsheet-escaped (jobtitles.spreadsheet)
 # kinds, in the words of label_issues.csv
 CONFLICT, SWAP, MISSING, EXTRA, LOW_SCORE = "conflict", "swap", "missing", "extra", "low_score"
 
@@ -192,18 +194,17 @@ def write_label_issues(run_dir: Path, issues: LabelIssues) -> Path:
     path = Path(run_dir) / FILENAME
     parts = [_csv_line(COLUMNS)]
     for r in issues.rows:
-        parts.append(_csv_line([r.row, r.title, join_labels(r.given), join_labels(r.suggested),
-                                "" if r.quality is None else f"{r.quality:.4f}", join_labels(r.missing),
-                                join_labels(r.extra), int(r.flagged), r.kind,
-                                " ".join(map(str, r.conflict_rows))]))
+        title, given, suggested, missing, extra = (escape_cell(t) for t in (
+            r.title, join_labels(r.given), join_labels(r.suggested), join_labels(r.missing), join_labels(r.extra)))
+        parts.append(_csv_line([r.row, title, given, suggested, "" if r.quality is None else f"{r.quality:.4f}",
+                                missing, extra, int(r.flagged), r.kind, " ".join(map(str, r.conflict_rows))]))
     write_text(path, "".join(parts))
     return path
 
 
 def read_label_issues(path: Path) -> list[dict[str, str]]:
-    """The rows of a label_issues.csv as dicts of its columns (strings)."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh, delimiter=";"))
+    """The rows of a label_issues.csv as dicts of its columns (strings, as they were before spreadsheet escaping)."""
+    return read_rows(path, TEXT_COLUMNS)
 
 
 def read_oof_predictions(path: Path) -> tuple[list[str], list[int], np.ndarray, list[str], np.ndarray, np.ndarray]:
@@ -222,11 +223,11 @@ def read_oof_predictions(path: Path) -> tuple[list[str], list[int], np.ndarray, 
     scores = np.array([[float(c) for c in rec[first:first + len(labels)]] for rec in records],
                       dtype=np.float64).reshape(n, len(labels))
     for i, rec in enumerate(records):
-        for lab in split_labels(rec[2]):
+        for lab in split_labels(unescape_cell(rec[2])):
             y[i, index[lab]] = 1
-        for lab in split_labels(rec[3]):
+        for lab in split_labels(unescape_cell(rec[3])):
             pred[i, index[lab]] = 1
-    return [rec[1] for rec in records], [int(rec[0]) for rec in records], y, labels, scores, pred
+    return [unescape_cell(rec[1]) for rec in records], [int(rec[0]) for rec in records], y, labels, scores, pred
 
 
 def _cell(text: str) -> str:

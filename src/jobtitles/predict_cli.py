@@ -18,6 +18,7 @@ import numpy as np
 
 from jobtitles.errors import UserError
 from jobtitles.labels import join_labels
+from jobtitles.spreadsheet import escape_cell
 
 
 
@@ -110,7 +111,8 @@ class Writer:
                 shown = ", ".join(f"{self.labels[j]} ({s[j]:.3f})" for j in np.flatnonzero(p))
                 print(f"{t}\t{shown}")
             elif self.kind == "csv":
-                self.csv.writerow([r, t, join_labels(names), *[f"{v:.4f}" for v in s]])
+                # text cells spreadsheet-safe (a title "=HYPERLINK(...)" stays text); the JSONL keeps them verbatim
+                self.csv.writerow([r, escape_cell(t), escape_cell(join_labels(names)), *[f"{v:.4f}" for v in s]])
             else:
                 self.fh.write(json.dumps({"row": r, "title": t, "labels": names,
                                           "scores": {lab: round(float(v), 4) for lab, v in zip(self.labels, s)}},

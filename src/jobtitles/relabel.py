@@ -28,8 +28,9 @@ from jobtitles.errors import UserError, cli_entry
 from jobtitles.io_utils import sha256_file, write_bytes
 from jobtitles.label_issues import COLUMNS, FILENAME
 from jobtitles.labels import split_labels
+from jobtitles.spreadsheet import unescape_cell
 
-DEFAULT_OUTPUT = "corrected.csv"  # inside the run folder
+DEFAULT_OUTPUT = "corrected.csv"  # inside the run folder; the training schema train.py reads: never spreadsheet-escaped
 RUN_INFO = "run_info.json"  # (jobtitles.run_folder.RUN_INFO; not imported: it pulls in transformers)
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")  # the line breaks csv (newline="") knows, kept
 ROW_NUMBER = re.compile(r"[0-9]{1,12}")  # ASCII digits only ('²'.isdigit() is true); 12 digits: no int() blow-up
@@ -262,7 +263,8 @@ def read_suggestions(run_dir: Path, accepted: list[int]) -> dict[int, tuple[str,
                 raise f.error(f"row {row} on lines {seen[row]} and {reader.line_num}", expected="each row once")
             seen[row] = reader.line_num
             if row in wanted:
-                out[row] = (cells[i_title], split_labels(cells[i_sugg]))
+                # label_issues.csv's text cells are spreadsheet-escaped ("'=1+1"): compared as the titles they were
+                out[row] = (unescape_cell(cells[i_title]), split_labels(unescape_cell(cells[i_sugg])))
     except csv.Error as err:
         raise f.error(f"malformed CSV on line {reader.line_num} ({err})") from None
     return out

@@ -14,6 +14,7 @@ from jobtitles.io_utils import write_json, write_text
 from jobtitles.labels import join_labels
 from jobtitles.report import console_table, render_report
 from jobtitles.run_result import RunResult
+from jobtitles.spreadsheet import escape_cell
 
 
 def _csv_text(header: list[str], rows) -> str:
@@ -25,7 +26,8 @@ def _csv_text(header: list[str], rows) -> str:
 
 
 def write_dropped(run_dir: Path, data: LabeledData) -> None:
-    write_text(run_dir / "dropped_rows.csv", _csv_text(["row", "reason"], data.dropped))
+    rows = [(row, escape_cell(reason)) for row, reason in data.dropped]  # text cells spreadsheet-safe
+    write_text(run_dir / "dropped_rows.csv", _csv_text(["row", "reason"], rows))
 
 
 def oof_rows(data: LabeledData, scores: np.ndarray, pred: np.ndarray):
@@ -33,7 +35,9 @@ def oof_rows(data: LabeledData, scores: np.ndarray, pred: np.ndarray):
     for i, title in enumerate(data.titles):
         gold = [labels[j] for j in np.flatnonzero(data.y[i])]
         got = [labels[j] for j in np.flatnonzero(pred[i])]
-        yield [data.rows[i], title, join_labels(gold), join_labels(got), int(gold == got),
+        # text cells spreadsheet-safe (read back by label_issues.read_oof_predictions and export's parity rows)
+        yield [data.rows[i], escape_cell(title), escape_cell(join_labels(gold)), escape_cell(join_labels(got)),
+               int(gold == got),
                *[f"{s:.4f}" for s in scores[i]]]
 
 

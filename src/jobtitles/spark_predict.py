@@ -130,12 +130,28 @@ def check_title_column(df, column: str, source: str) -> None:
         raise UserError(f"--input {source}: column {column!r} holds {dtype}, expected strings (job titles)")
 
 
-def flatten_for_csv(df, labels: list[str]):
+def spreadsheet_safe(col):
+    """jobtitles.spreadsheet.escape_cell as a column expression (its pattern is also a Java regex)."""
     from pyspark.sql import functions as F
 
-    cols = [c for c in df.columns if c != "prediction"]
-    return df.select(*[F.col(f"`{c}`") for c in cols],
-                     F.array_join(F.col("prediction.labels"), LABEL_SEP).alias("predicted"),
+    from jobtitles.spreadsheet import FORMULA_START, QUOTE
+
+    return F.when(col.rlike(FORMULA_START), F.concat(F.lit(QUOTE), col)).otherwise(col)
+
+
+def flatten_for_csv(df, labels: list[str]):
+    """The CSV's columns: every string cell spreadsheet-safe (titles, the user's other text columns, `predicted`),
+    as predict.py writes them; numbers stay as they are, and the Parquet output is not built from this."""
+    from pyspark.sql import functions as F
+
+    types = dict(df.dtypes)
+
+    def cell(name: str):
+        col = F.col(f"`{name}`")
+        return spreadsheet_safe(col).alias(name) if types[name] == "string" else col
+
+    return df.select(*[cell(c) for c in df.columns if c != "prediction"],
+                     spreadsheet_safe(F.array_join(F.col("prediction.labels"), LABEL_SEP)).alias("predicted"),
                      *[F.round(F.col("prediction.scores")[lab], 4).alias(f"score:{lab}") for lab in labels])
 
 
@@ -190,7 +206,10 @@ def run(args: argparse.Namespace, spark) -> Summary:
     try:
         writer = out.write.mode("error")
         if fmt == "csv":
-            writer.csv(tmp, sep=args.delimiter, header=True, encoding="UTF-8", escape='"')
+            # no trimming: Spark's default drops leading characters up to U+0020, which turned " =1+1" and
+            # "\x01=1" into live formulas; the cells are written as flatten_for_csv made them
+            writer.csv(tmp, sep=args.delimiter, header=True, encoding="UTF-8", escape='"',
+                       ignoreLeadingWhiteSpace=False, ignoreTrailingWhiteSpace=False)
         else:
             writer.parquet(tmp)
     except BaseException:

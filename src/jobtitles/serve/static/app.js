@@ -135,6 +135,14 @@ function predictFile(file) {
   run("/predict_csv", { method: "POST", headers: headers(), body: form });
 }
 
+// A text cell that a spreadsheet would run as a formula gets a leading "'" (OWASP "CSV Injection"): the pattern
+// of jobtitles/spreadsheet.py (FORMULA_START; tests/test_spreadsheet_safety.py keeps the two equal).
+const FORMULA_START = /^'*[\u0001-\u0008\u000b-\u000c\u000e-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028-\u2029\u202f\u205f\u3000]*[\u0000\u0009-\u000a\u000d\u002b\u002d\u003d\u0040\u207a\u207c\u208a\u208c\u2a75-\u2a76\ufb29\ufe62-\ufe63\ufe66\ufe6b\uff0b\uff0d\uff1d\uff20]/;
+
+function textCell(s) {
+  return FORMULA_START.test(s) ? "'" + s : s;
+}
+
 function csvCell(v) {
   const s = String(v);
   return /[;"\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
@@ -145,7 +153,7 @@ function download() {
   const head = ["row", "title", "predicted", "truncated"].concat(last.labels.map((l) => "score:" + l));
   const lines = [head.map(csvCell).join(";")];
   last.predictions.forEach((p, i) => {
-    const cells = [p.row != null ? p.row : i + 1, p.title, p.labels.join(" | "), p.truncated]
+    const cells = [p.row != null ? p.row : i + 1, textCell(p.title), textCell(p.labels.join(" | ")), p.truncated]
       .concat(last.labels.map((l) => p.scores[l].toFixed(6)));
     lines.push(cells.map(csvCell).join(";"));
   });
