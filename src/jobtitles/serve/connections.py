@@ -75,8 +75,9 @@ class HeadGuard:
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self.transport.is_closing() or not self._waiting_for_head():  # type: ignore[attr-defined]
-            return  # a request is running: its body has its own deadline (BodyLimitMiddleware)
+        transport = self.transport  # type: ignore[attr-defined]
+        if transport.is_closing() or transport.get_protocol() is not self or not self._waiting_for_head():
+            return  # a request is running (its body has its own deadline), or a WebSocket upgrade took over
         if self._head_bytes:
             self._refuse(408, "Request Timeout", "header_timeout",
                          f"the request line and headers did not arrive within {self.head_timeout:g} s "

@@ -6,12 +6,13 @@ byte cannot hold a connection)."""
 from __future__ import annotations
 
 import asyncio
-import time
+from typing import Awaitable, TypeVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobtitles.serve.http_errors import error_response
 
+T = TypeVar("T")
 CLOSE = {"connection": "close"}  # uvicorn closes the connection after the answer: the rest of the body is not read
 
 
@@ -39,24 +40,17 @@ class BodyLimitMiddleware:
             await self._too_large(scope, receive, send, f"{int(length):,} bytes (Content-Length)")
             return
         # Read the whole body here (it is small by construction), then hand it to the app in one message.
-        chunks, size = [], 0
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                await self._too_slow(scope, receive, send, size, length)
-                return
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(scope, receive, send, f"over {self.max_bytes:,} bytes")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        chunks: list[bytes] = []
+        try:
+            complete = await within(self.timeout, self._read(receive, chunks))
+        except asyncio.TimeoutError:
+            await self._too_slow(scope, receive, send, sum(map(len, chunks)), length)
+            return
+        if complete is None:  # the client went away
+            return
+        if not complete:
+            await self._too_large(scope, receive, send, f"over {self.max_bytes:,} bytes")
+            return
         body = b"".join(chunks)
         sent = False
 
@@ -68,3 +62,27 @@ class BodyLimitMiddleware:
             return await receive()  # after the body: wait for the disconnect, as the server would
 
         await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive, chunks: list[bytes]) -> bool | None:
+        """Append the body's chunks; True: all of it came, False: over the limit, None: the client left."""
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return False
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return True
+
+
+async def within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """`await awaitable`, or asyncio.TimeoutError after `seconds`: asyncio.timeout where it exists (3.11+, no
+    extra task per request), wait_for before."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
