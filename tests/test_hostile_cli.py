@@ -234,6 +234,9 @@ CASES: dict[str, tuple[Callable[[dict], list[str] | None], str]] = {
     "output_links_to_train": (lambda p: (p["out"].symlink_to(p["train"]), ["--output", str(p["out"])])[1],
                               "--output {run}/corrected.csv is the training file; the original is never "
                               "overwritten: choose another path"),
+    "output_symlink_loop": (lambda p: (p["out"].symlink_to(p["out"]), ["--output", str(p["out"])])[1],
+                            "--output {run}/corrected.csv: expected a file path, found a symlink loop (Symlink loop "
+                            "from '{run}/corrected.csv'); choose another path"),
     "output_is_a_folder": (lambda p: ["--output", str(p["tmp"])],
                            "--output {tmp}: expected a CSV file name, found a folder; give a file name, e.g. "
                            "--output corrected.csv"),

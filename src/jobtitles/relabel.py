@@ -326,7 +326,8 @@ def _same_path(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
     except RuntimeError as err:  # a symlink loop (Python 3.11's resolve)
-        raise UserError(f"--output {a}: expected a file path, found a symlink loop ({err}); choose another path") from None
+        raise UserError(f"--output {a}: expected a file path, found a symlink loop ({err}); choose another "
+                        "path") from None
 
 
 def _model_labels(run_dir: Path) -> set[str] | None:

@@ -20,6 +20,8 @@ stores it as two plain columns (keys, values).
 from __future__ import annotations
 
 import os
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,25 +29,52 @@ from typing import Callable
 import numpy as np
 
 from jobtitles.errors import UserError
-from jobtitles.model_folder import ONNX_FILES, read_model_config
+from jobtitles.model_folder import ONNX_FILES
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 ROWS_PER_CALL = 10_000  # titles handed to TitleClassifier at once (= Arrow's default maxRecordsPerBatch); it
 #                         length-sorts them and runs `batch_size` at a time
 
 
-def check_model(model_dir: str | Path, backend: str) -> list[str]:
-    """Driver-side checks before any task runs: a trained classifier, a known backend, its files present.
-    Returns the label names in model order."""
+def check_model(model_dir: str | Path, backend: str, batch_size: int = 64) -> list[str]:
+    """Driver-side checks before any task runs: the model is loaded here once, as every worker will load it
+    (config, decision rule, scoring, tokenizer, baseline, weights, every key checked by TitleClassifier), so a
+    bad folder is one line on the driver, not a Python traceback from each task. Returns the label names in
+    model order."""
+    from jobtitles.inference import TitleClassifier
+
     model_dir = Path(model_dir)
     if backend not in BACKENDS:
         raise UserError(f"--backend: expected one of {', '.join(BACKENDS)}, found {backend!r}")
-    cfg = read_model_config(model_dir)
-    if backend in ONNX_FILES and not (model_dir / ONNX_FILES[backend]).is_file():
+    if model_dir.is_dir() and backend in ONNX_FILES and not (model_dir / ONNX_FILES[backend]).is_file():
         flag = " --int8" if backend == "onnx-int8" else ""
         raise UserError(f"{model_dir / ONNX_FILES[backend]} not found (needed by --backend {backend}); export it "
                         f"first: python -m jobtitles.export --model {model_dir}{flag}")
-    return [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))]
+    return list(TitleClassifier(model_dir, backend=backend, batch_size=batch_size).labels)
+
+
+def use_driver_python(spark) -> None:
+    """In local mode the Python workers run the driver's interpreter. PySpark starts them with $PYSPARK_PYTHON
+    or else `python3` from PATH: with a virtual environment's python run without activating it, that is
+    another Python without this package (ModuleNotFoundError in every task). A PYSPARK_PYTHON or
+    spark.pyspark.python the user set is kept (and the latter applied: PySpark reads only the variable)."""
+    sc = spark.sparkContext
+    if "PYSPARK_PYTHON" in os.environ or not sc.master.startswith("local"):
+        return  # a cluster's executors have their own Python: the driver's path may not exist there
+    sc.pythonExec = sc.getConf().get("spark.pyspark.python") or sys.executable
+
+
+def spark_error_line(err: BaseException, width: int = 300) -> str:
+    """One line for a failure raised by Spark: a Python worker's own error line (`ModuleNotFoundError: ...`,
+    a UserError's message), else the first line of the Java exception or of the message."""
+    java = getattr(err, "java_exception", None)
+    text = str(java.toString()) if java is not None else str(err)
+    lines = [line.strip() for line in text.splitlines() if line.strip()] or [type(err).__name__]
+    line = lines[0]
+    if type(err).__name__ == "PythonException":
+        line = next((x for x in reversed(lines) if re.match(r"[\w.]+(Error|Exception|Interrupt)\b", x)), line)
+        line = line.removeprefix("jobtitles.errors.UserError: ")
+    return line if len(line) <= width else line[:width] + "..."
 
 
 def clean_title(title: object) -> str:
@@ -148,14 +177,16 @@ def title_labeler(model_dir: str | Path, backend: str = "torch", batch_size: int
     ship=True copies the folder to every executor with SparkContext.addFile (for clusters without shared
     storage); otherwise each executor loads `model_dir` itself, so it must be readable there (always true in
     local mode)."""
-    model_dir = Path(model_dir)
-    labels = check_model(model_dir, backend)
-    if ship:
-        from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession
 
-        spark = spark or SparkSession.getActiveSession()
+    model_dir = Path(model_dir)
+    labels = check_model(model_dir, backend, batch_size)
+    spark = spark or SparkSession.getActiveSession()
+    if ship:
         if spark is None:
             raise UserError("title_labeler(ship=True): no active SparkSession; create one first")
         spark.sparkContext.addFile(str(model_dir.resolve()), recursive=True)
+    if spark is not None:
+        use_driver_python(spark)
     return TitleLabeler(str(model_dir.resolve()) if not ship else model_dir.name, labels, backend, batch_size,
                         rows_per_call, shipped=ship)

@@ -15,16 +15,26 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlsplit
 
 from jobtitles.errors import UserError, cli_entry
 from jobtitles.labels import LABEL_SEP
-from jobtitles.spark import BACKENDS, ROWS_PER_CALL, title_labeler
+from jobtitles.spark import BACKENDS, ROWS_PER_CALL, spark_error_line, title_labeler
 
 TABLE_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*){0,2}$")
+# the master URLs Spark 4 knows (SparkContext.createTaskScheduler), checked before Spark starts: Spark would
+# answer another with a JVM traceback, and an unreachable spark:// master with minutes of retries
+LOCAL_MASTER = re.compile(r"local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|local-cluster\[[1-9]\d*,[1-9]\d*,[1-9]\d*\]")
+MASTER_FORMS = ("local[*], local[N], local[N,F], local-cluster[N,C,M], spark://host:port, yarn or "
+                "k8s://https://host:port")
+CONNECT_SECONDS = 5  # the bound on reaching a spark:// or k8s:// master before Spark starts
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -42,16 +52,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--master", default=None, help="Spark master, e.g. local[*]; default: spark-submit's or local[*].")
     p.add_argument("--title_column", default="Title")
     p.add_argument("--backend", default="torch", choices=BACKENDS)
-    p.add_argument("--batch_size", type=int, default=64, help="Titles per forward pass (as predict.py).")
-    p.add_argument("--rows_per_call", type=int, default=ROWS_PER_CALL,
+    p.add_argument("--batch_size", type=_whole(1), default=64, help="Titles per forward pass (as predict.py).")
+    p.add_argument("--rows_per_call", type=_whole(1), default=ROWS_PER_CALL,
                    help="Titles length-sorted together per model call, at most one Arrow batch.")
-    p.add_argument("--partitions", type=int, default=0, help="Repartition the input to N partitions (0: keep).")
+    p.add_argument("--partitions", type=_whole(0), default=0, help="Repartition the input to N partitions (0: keep).")
     p.add_argument("--ship_model", action="store_true",
                    help="Copy the model folder to every executor (SparkContext.addFile) instead of reading it "
                         "from a shared path.")
     p.add_argument("--overwrite", action="store_true", help="Replace an existing output.")
-    p.add_argument("--delimiter", default=";")
+    p.add_argument("--delimiter", default=";", type=_delimiter)
     return p
+
+
+def _whole(least: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"\s*\d{1,9}\s*", text) or int(text) < least:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {least}, found {text!r:.40}")
+        return int(text)
+
+    return parse
+
+
+def _delimiter(text: str) -> str:
+    if len(text) != 1 or text in "\"\r\n":  # the rule of the training config's `delimiter`
+        raise argparse.ArgumentTypeError(f"expected one character other than a quote or line break, found {text!r:.40}")
+    return text
+
+
+def check_master(master: str | None) -> None:
+    """A master URL of a form Spark knows, and for spark:// and k8s:// one that answers within CONNECT_SECONDS;
+    checked before Spark starts. What remains: a port that answers but is no Spark master (Spark gives up after
+    about a minute), and yarn's ResourceManager, which Hadoop's client retries for minutes."""
+    if master is None or LOCAL_MASTER.fullmatch(master):
+        return
+    if master == "yarn":
+        if not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")):
+            raise UserError("--master yarn: expected HADOOP_CONF_DIR or YARN_CONF_DIR to name the cluster's "
+                            "configuration folder, found neither set; export one, or run under spark-submit")
+        return
+    scheme, _, rest = master.partition("://")
+    if scheme not in ("spark", "k8s") or not rest:
+        raise UserError(f"--master {master}: expected {MASTER_FORMS}, found {master!r:.80}; fix --master (or leave "
+                        "it out for local[*])")
+    try:  # spark://h1:p1,h2:p2 (standby masters); k8s://https://host:port, "https://" implied when left out
+        urls = [urlsplit("spark://" + part) for part in rest.split(",")] if scheme == "spark" else \
+            [urlsplit(rest if "://" in rest else "https://" + rest)]
+        addresses = [(u.hostname, u.port or (None if scheme == "spark" else 443)) for u in urls]
+    except ValueError as err:
+        raise UserError(f"--master {master}: expected {MASTER_FORMS}, found a bad port ({err}); fix --master") from None
+    if not all(host and port for host, port in addresses):
+        raise UserError(f"--master {master}: expected {MASTER_FORMS} (host and port), found {master!r:.80}; "
+                        "fix --master")
+    failures = [f"{host}:{port} {why}" for host, port in addresses if (why := _unreachable(host, port))]
+    if len(failures) == len(addresses):
+        raise UserError(f"--master {master}: expected a master that accepts connections, found {', '.join(failures)}; "
+                        "start it or fix --master")
+
+
+def _unreachable(host: str, port: int) -> str | None:
+    """Why nothing accepted a TCP connection at host:port within CONNECT_SECONDS (name lookup included, which
+    has no timeout of its own: hence the thread), or None when something did."""
+    why = [f"(no answer within {CONNECT_SECONDS} s)"]
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+            why[0] = None
+        except OSError as err:
+            why[0] = f"({err.strerror or err})"
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(CONNECT_SECONDS + 1)
+    return why[0]
 
 
 @dataclass
@@ -68,10 +141,18 @@ class Summary:
 
 # --- paths, through Hadoop's FileSystem so that local, hdfs://, s3a:// and dbfs:/ behave the same -------------
 def _hadoop_path(spark, path: str):
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
     jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return fs, fs.makeQualified(hpath)
+    try:
+        hpath = jvm.org.apache.hadoop.fs.Path(path)
+        fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        return fs, fs.makeQualified(hpath)
+    except (Py4JError, PySparkException) as err:  # "No FileSystem for scheme", a class not found, a bad URI
+        raise UserError(f"{path}: expected a path one of Spark's file systems can open, found "
+                        f"{spark_error_line(err)}; check the path (a scheme such as s3a:// needs its Hadoop "
+                        "jars on the classpath)") from None
 
 
 def _exists(spark, path: str) -> bool:
@@ -86,14 +167,25 @@ def output_format(path: str) -> str:
     return ext
 
 
-def check_output(spark, input_path: str, output: str, overwrite: bool) -> None:
-    _, out_q = _hadoop_path(spark, output)
-    if _exists(spark, input_path):
-        _, in_q = _hadoop_path(spark, input_path)
-        if out_q.toString() == in_q.toString():
-            raise UserError(f"--output {output} is the input; write the labels to another path")
+def check_output(spark, input_path: str, output: str, overwrite: bool, model: str | None = None) -> None:
+    fs, out_q = _hadoop_path(spark, output)
+    for other, what in ((input_path, "the input"), (model, "the model folder")):
+        if other is None or not _exists(spark, other):
+            continue
+        a, b = out_q.toString().rstrip("/"), _hadoop_path(spark, other)[1].toString().rstrip("/")
+        if a == b:
+            raise UserError(f"--output {output} is {what}; write the labels to another path")
+        if b.startswith(a + "/") or a.startswith(b + "/"):  # --overwrite would delete it, or Spark write into it
+            raise UserError(f"--output {output}: expected a path outside {what} ({other}), found one "
+                            f"{'holding' if b.startswith(a + '/') else 'inside'} it; write the labels elsewhere")
     if _exists(spark, output) and not overwrite:
         raise UserError(f"--output {output} exists; choose another path or pass --overwrite to replace it")
+    parent = out_q.getParent()
+    while parent is not None and not fs.exists(parent):
+        parent = parent.getParent()
+    if parent is not None and not fs.getFileStatus(parent).isDirectory():
+        raise UserError(f"--output {output}: expected {parent.toString()} to be a folder, found a file; choose "
+                        "another path")
 
 
 def read_input(spark, source: str, delimiter: str):
@@ -102,16 +194,25 @@ def read_input(spark, source: str, delimiter: str):
         if TABLE_NAME.match(source) and spark.catalog.tableExists(source):
             return spark.table(source)
         raise UserError(f"--input {source}: no such file, folder or table; check the path")
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
     name = source.rstrip("/").lower()
-    if name.endswith(".parquet") or (not name.endswith(".csv") and _holds(spark, source, ".parquet")):
-        return spark.read.parquet(source)
-    if name.endswith(".csv") or _holds(spark, source, ".csv"):
+    kind = "Parquet" if name.endswith(".parquet") or (not name.endswith(".csv") and _holds(spark, source, ".parquet")) \
+        else "CSV" if name.endswith(".csv") or _holds(spark, source, ".csv") else None
+    if kind is None:
+        raise UserError(f"--input {source}: expected a .csv or .parquet file or folder, or a table name")
+    try:
+        if kind == "Parquet":
+            return spark.read.parquet(source)
         # escape='"' reads doubled quotes as Python's csv module writes them; multiLine stays off so that a
         # large file splits into many tasks (titles hold no line breaks)
         df = spark.read.csv(source, sep=delimiter, header=True, encoding="UTF-8", escape='"')
-        # header cells may carry spaces (data.py strips them too); Spark's UTF-8 reader already drops a BOM
-        return df.toDF(*[c.replace("\ufeff", "").strip() for c in df.columns])
-    raise UserError(f"--input {source}: expected a .csv or .parquet file or folder, or a table name")
+    except (Py4JError, PySparkException) as err:  # not Parquet, an empty folder, unreadable: Spark's first line
+        raise UserError(f"--input {source}: expected {kind} data Spark can read, found {spark_error_line(err)}; "
+                        f"check that it is a {kind} file or a folder of them") from None
+    # header cells may carry spaces (data.py strips them too); Spark's UTF-8 reader already drops a BOM
+    return df.toDF(*[c.replace("\ufeff", "").strip() for c in df.columns])
 
 
 def _holds(spark, folder: str, ext: str) -> bool:
@@ -169,7 +270,12 @@ def get_spark(master: str | None):
     builder = builder.config("spark.ui.showConsoleProgress", "true")
     if os.environ.get("HF_HUB_OFFLINE"):
         builder = builder.config("spark.executorEnv.HF_HUB_OFFLINE", os.environ["HF_HUB_OFFLINE"])
-    return builder.getOrCreate(), True
+    try:
+        return builder.getOrCreate(), True
+    except Exception as err:  # noqa: BLE001 - no Java, a gateway that exits, a master Spark refuses: many types
+        where = f"--master {master}" if master else "Spark"
+        raise UserError(f"{where}: expected Spark to start, found {spark_error_line(err)}; check --master and that "
+                        "Java 17+ is installed (java -version, JAVA_HOME)") from None
 
 
 def run(args: argparse.Namespace, spark) -> Summary:
@@ -177,11 +283,9 @@ def run(args: argparse.Namespace, spark) -> Summary:
     from pyspark.sql import functions as F
 
     fmt = output_format(args.output)
-    if args.batch_size < 1 or args.rows_per_call < 1:
-        raise UserError("--batch_size and --rows_per_call: expected positive integers")
     labeler = title_labeler(args.model, args.backend, args.batch_size, args.rows_per_call, ship=args.ship_model,
                             spark=spark)
-    check_output(spark, args.input, args.output, args.overwrite)
+    check_output(spark, args.input, args.output, args.overwrite, args.model)
     df = read_input(spark, args.input, args.delimiter)  # Spark reads the schema only (CSV header, Parquet footer)
     check_title_column(df, args.title_column, args.input)
     if args.partitions > 0:
@@ -193,7 +297,7 @@ def run(args: argparse.Namespace, spark) -> Summary:
     for new in ["prediction"] + (["predicted"] + [f"score:{lab}" for lab in labeler.labels] if fmt == "csv" else []):
         if new in df.columns:
             raise UserError(f"--input {args.input}: already has a column {new!r}; rename or drop it first")
-    out = df.withColumn("prediction", labeler(F.col(f"`{args.title_column}`")))
+    out = df.withColumn("prediction", labeler(F.col(f"`{args.title_column.replace('`', '``')}`")))
     # Observation: the summary is gathered while the output is written, without a second pass over the model.
     obs = Observation("jobtitles")
     out = out.observe(obs, F.count(F.lit(1)).alias("rows"),
@@ -240,12 +344,21 @@ def _move_into_place(spark, tmp: str, output: str) -> None:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from jobtitles.cli import quiet_libraries
+    from jobtitles.log import quiet_libraries
 
     quiet_libraries()
+    check_master(args.master)
     spark, owned = get_spark(args.master)
     try:
         summary = run(args, spark)
+    except Exception as err:  # a Spark failure the checks above cannot foresee: its one line, not a JVM traceback
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+
+        if not isinstance(err, (Py4JError, PySparkException)):
+            raise
+        raise UserError(f"the Spark job failed: {spark_error_line(err)}; nothing was written to {args.output} "
+                        "(Spark's log above has the details)") from None
     finally:
         if owned:
             spark.stop()
