@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from jobtitles.errors import UserError, cli_entry
+from jobtitles.io_utils import atomic_path, disk_errors, remove_temporaries
 from jobtitles.log import setup_logging
 from jobtitles.labels import split_labels
 
@@ -42,37 +43,48 @@ class _Logits:
 
 
 def export_onnx(model_dir: Path, int8: bool) -> list[Path]:
-    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from jobtitles.model_folder import read_model_config
 
     read_model_config(model_dir)
     out_dir = model_dir / "onnx"
-    out_dir.mkdir(exist_ok=True)
+    with disk_errors(out_dir):
+        out_dir.mkdir(exist_ok=True)
+    remove_temporaries(out_dir)  # left by an export killed mid-write (kill -9, power loss)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
     sample = tokenizer(["VP of Sales", "Senior Director, Corporate Communications (EMEA)"], padding=True,
                        return_tensors="pt")
-    fp32 = out_dir / "model.onnx"
-    tmp = out_dir / ".model.onnx.tmp"
-    with torch.no_grad(), warnings.catch_warnings():
-        # the tracer's and exporter's notes (TracerWarning, deprecations) concern torch internals, not the user
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _Logits(model), (sample["input_ids"], sample["attention_mask"]), str(tmp),
-            input_names=["input_ids", "attention_mask"], output_names=["logits"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                          "logits": {0: "batch"}},
-            opset_version=OPSET, dynamo=False,  # TorchScript exporter: dynamic axes without onnxscript
-        )
-    tmp.replace(fp32)
-    written = [fp32]
-    if int8:
-        from jobtitles.quantize import quantize
+    fp32, int8_path = out_dir / "model.onnx", out_dir / "model_int8.onnx"
+    try:
+        _write_onnx(model, sample, fp32, int8_path if int8 else None)
+    except BaseException:
+        remove_temporaries(out_dir)  # the quantizer's own `<input>-inferred` copy sits beside ours
+        raise
+    return [fp32, int8_path] if int8 else [fp32]
 
-        written.append(quantize(fp32, out_dir / "model_int8.onnx"))
-    return written
+
+def _write_onnx(model, sample, fp32: Path, int8_path: Path | None) -> None:
+    """Both files are written in full before either replaces the earlier export: a full disk or a kill leaves
+    the earlier pair as it was, never a new fp32 beside an int8 of older weights."""
+    import torch
+
+    with atomic_path(fp32) as tmp:
+        with torch.no_grad(), warnings.catch_warnings():
+            # the tracer's and exporter's notes (TracerWarning, deprecations) concern torch internals, not the user
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Logits(model), (sample["input_ids"], sample["attention_mask"]), str(tmp),
+                input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                              "attention_mask": {0: "batch", 1: "sequence"}, "logits": {0: "batch"}},
+                opset_version=OPSET, dynamo=False,  # TorchScript exporter: dynamic axes without onnxscript
+            )
+        if int8_path is not None:
+            from jobtitles.quantize import quantize
+
+            quantize(tmp, int8_path)  # from the new fp32 file, just before it replaces the old one
 
 
 def parity_rows(model_dir: Path, titles_file: Path | None) -> tuple[list[str], list[list[str]]]:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from jobtitles.errors import UserError
+
+# Below this many free bytes after a failed write, the disk was full (libraries that lose the errno say so).
+FULL_DISK_BYTES = 1 << 20
 
 
 def _umask() -> int:
@@ -19,18 +26,69 @@ def _umask() -> int:
     return mask
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def is_temporary(name: str) -> bool:
+    """A temporary name this project writes beside a file (`.<name>.<random>.tmp`): never a user's file."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files and folders a killed process left in `folder` (not below it)."""
+    stale = [p for p in folder.iterdir() if is_temporary(p.name)] if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+    return stale
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    """Did this non-OSError write failure come from a full disk? safetensors says `os error 28`; torch.save and
+    the ONNX writer lose the errno, so the free space after the failure decides."""
+    text = f"{err} {err.__cause__ or ''} {err.__context__ or ''}"
+    if os.strerror(errno.ENOSPC) in text or f"os error {errno.ENOSPC}" in text:
+        return True
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path(folder.anchor or "."))
+    return shutil.disk_usage(existing).free < FULL_DISK_BYTES
+
+
+@contextlib.contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """A failed write under `path` ends as an OSError naming `path` (cli_entry turns it into one line): an
+    OSError without a file name gets this one; a full disk reported as another exception becomes ENOSPC."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(path)
+        raise
+    except UserError:
+        raise
+    except Exception as err:
+        if _disk_full(err, path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` for the caller to write; it replaces `path` only when the block ends
+    without an error, and is removed otherwise, so `path` is either the old file or the complete new one."""
+    with disk_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        write(Path(tmp))
-        # mkstemp creates 0600; a run's files get the mode any new file gets (teammates may read the report)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)  # atomic on POSIX and Windows within one filesystem
+        with disk_errors(path):  # judged before the partial file is removed (its size tells a full disk)
+            yield Path(tmp)
+            # mkstemp creates 0600; a run's files get the mode any new file gets (teammates may read the report)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)  # atomic on POSIX and Windows within one filesystem
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

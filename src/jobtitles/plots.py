@@ -16,11 +16,14 @@ from jobtitles.run_result import RunResult  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    from jobtitles.io_utils import atomic_path
+
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:  # a full disk names the file; a killed run's temporary is cleaned on resume
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
 
 
 def write_plots(run_dir: Path, r: RunResult) -> dict[str, str]:

@@ -7,6 +7,7 @@ finished. When the input CSV has label columns, the mistakes are counted and lis
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -17,6 +18,7 @@ from typing import TextIO
 import numpy as np
 
 from jobtitles.errors import UserError
+from jobtitles.io_utils import disk_errors
 from jobtitles.labels import join_labels
 from jobtitles.spreadsheet import escape_cell
 
@@ -102,7 +104,15 @@ class Writer:
             self.csv = csv.writer(self.fh, delimiter=";", lineterminator="\n")
             self.csv.writerow(["row", "title", "predicted", *[f"score:{lab}" for lab in self.labels]])
 
+    def _named(self):
+        """A failed write (a full disk) names the output file in its one line, not 'a file'."""
+        return disk_errors(Path(self.path)) if self.path is not None else contextlib.nullcontext()
+
     def write(self, rows: list[int], titles: list[str], scores: np.ndarray, pred: np.ndarray) -> None:
+        with self._named():
+            self._write(rows, titles, scores, pred)
+
+    def _write(self, rows: list[int], titles: list[str], scores: np.ndarray, pred: np.ndarray) -> None:
         if self.fh is None and self.partial is not None:
             self.open()  # only once the first chunk is read, checked and predicted
         for r, t, s, p in zip(rows, titles, scores, pred):
@@ -123,14 +133,16 @@ class Writer:
 
     def commit(self) -> None:
         if self.fh is not None:
-            self.fh.close()
-            os.replace(self.partial, self.path)
+            with self._named():
+                self.fh.close()  # writes the last buffered rows: a full disk can fail here too
+                os.replace(self.partial, self.path)
 
     def abort(self, interrupted: bool) -> None:
         """Keep the finished rows of an interrupted run; drop the partial file of a failed one."""
         if self.fh is None:
             return
-        self.fh.close()
+        with contextlib.suppress(OSError):  # the full disk that failed the run fails the last flush again
+            self.fh.close()
         if interrupted:
             print(f"kept {self.rows} predictions in {self.partial}", file=sys.stderr)
         else:

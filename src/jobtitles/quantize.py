@@ -39,11 +39,12 @@ def node_groups(fp32: Path) -> dict[str, list[str]]:
 def quantize(fp32: Path, out: Path, exclude: list[str] | None = None) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    # per-channel weight scales: closer label-set agreement with PyTorch than per-tensor (docs/benchmarks.md)
-    quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_exclude=list(exclude or []))
-    tmp.replace(out)
+    from jobtitles.io_utils import atomic_path
+
+    with atomic_path(out) as tmp:  # `out` is the earlier file or the complete new one, never half of one
+        # per-channel weight scales: closer label-set agreement with PyTorch than per-tensor (docs/benchmarks.md)
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=list(exclude or []))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import json
@@ -16,12 +17,13 @@ from transformers import TrainingArguments
 
 from jobtitles.errors import UserError
 from jobtitles.log import logger
-from jobtitles.io_utils import read_json, sha256_file, write_json
+from jobtitles.io_utils import disk_errors, is_temporary, read_json, remove_temporaries, sha256_file, write_json
 
 RUN_INFO = "run_info.json"
 LOCK_NAME = ".jobtitles.lock"
 # Every name a run writes in its folder; --overwrite removes these and nothing else.
 RUN_FILES = {RUN_INFO, LOCK_NAME, "cv_results.json", "oof_predictions.csv", "folds.json", "dropped_rows.csv",
+             "final_result.json",
              "report.md", "label_issues.csv", "plots", "folds", "model", "final_trainer", ".model.tmp",
              ".model.old", "train.log"}
 # Settings that do not change results: a rerun may differ in these and still resume.
@@ -99,11 +101,31 @@ def remove_run_files(run_dir: Path) -> list[str]:
     """Delete what a run wrote (RUN_FILES and the run's temporary files), never anything else in the folder."""
     removed = []
     for path in sorted(run_dir.iterdir()):
-        temp = path.name.startswith(".") and path.name.endswith(".tmp")
-        if path.name in RUN_FILES or temp:
+        if path.name in RUN_FILES or is_temporary(path.name):
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
             removed.append(path.name)
     return removed
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """The temporary files of an earlier run of this folder killed mid-write (kill -9, power loss): they are
+    never read, but would stay forever. The run's own subfolders are cleaned wholly; the top level only of
+    temporaries named after a run's files (the folder may hold the user's own files)."""
+    stale = [p for p in run_dir.iterdir() if is_temporary(p.name) and _names_run_file(p.name)] \
+        if run_dir.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+    if (run_dir / "model").is_dir() and (run_dir / ".model.old").is_dir():
+        shutil.rmtree(run_dir / ".model.old")  # killed after the new model/ was in place, before the old went
+        stale.append(run_dir / ".model.old")
+    for sub in (run_dir / "plots", run_dir / "model", run_dir / "folds", *(run_dir / "folds").glob("fold_*")):
+        stale += remove_temporaries(sub)
+    return stale
+
+
+def _names_run_file(name: str) -> bool:
+    """`.model.tmp`, or `.<a run file's name>.<random>.tmp` (io_utils.atomic_path)."""
+    return name in RUN_FILES or any(name.startswith(f".{run_file}.") for run_file in RUN_FILES)
 
 
 def prepare_run_dir(run_dir: Path, info: dict[str, Any], overwrite: bool) -> bool:
@@ -113,6 +135,7 @@ def prepare_run_dir(run_dir: Path, info: dict[str, Any], overwrite: bool) -> boo
         old = read_json(path)
         changes = _changes(old.get("fingerprint", {}), info["fingerprint"])
         if not changes:
+            remove_stale_temporaries(run_dir)
             return True
         if not overwrite:
             raise UserError(
@@ -122,13 +145,15 @@ def prepare_run_dir(run_dir: Path, info: dict[str, Any], overwrite: bool) -> boo
         removed = remove_run_files(run_dir)
         logger.info(f"--overwrite: removed the earlier run's files from {run_dir}: {', '.join(removed)}")
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir)  # a run killed before it wrote run_info.json
     write_json(path, info)
     return False
 
 
 class RunLock:
     """One training process per run folder. The kernel drops an flock when its holder dies, so a lock left by
-    a killed run is taken over without asking; the holder's pid is written into the file for the message.
+    a killed run is taken over without asking; the holder's pid is written into the file for the message, and
+    the holder deletes the file when it is done (a finished run leaves no lock file).
     (fcntl rather than the filelock package: the message needs the holder's pid, which filelock does not keep.)"""
 
     def __init__(self, run_dir: Path) -> None:
@@ -140,6 +165,21 @@ class RunLock:
             import fcntl
         except ImportError:  # Windows: no advisory locks; one run per folder is then the user's to keep
             return self
+        while self.fh is None:
+            self.fh = self._take(fcntl)
+        try:
+            with disk_errors(self.path):  # a full disk fails here, before any work, naming the lock file
+                self.fh.seek(0)
+                self.fh.truncate()
+                self.fh.write(f"pid {os.getpid()} on {platform.node()}\n")
+                self.fh.flush()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _take(self, fcntl):
+        """The locked file, or None when its holder deleted it between our open and our lock (try again)."""
         fh = open(self.path, "a+", encoding="utf-8")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -149,17 +189,20 @@ class RunLock:
             fh.close()
             raise UserError(f"{self.path.parent} is in use by a training run ({holder}); wait for it to finish, "
                             "stop it, or give another output_dir") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {platform.node()}\n")
-        fh.flush()
-        self.fh = fh
-        return self
+        try:
+            same = os.path.samestat(os.fstat(fh.fileno()), os.stat(self.path))
+        except FileNotFoundError:
+            same = False
+        if not same:
+            fh.close()
+        return fh if same else None
 
     def __exit__(self, *exc: object) -> None:
         if self.fh is not None:
-            self.fh.truncate(0)
-            self.fh.close()  # closing releases the flock
+            self.path.unlink(missing_ok=True)  # while still locked: a waiting run then opens a new file
+            with contextlib.suppress(OSError):  # the pid line that a full disk could not take
+                self.fh.close()  # closing releases the flock
+            self.fh = None
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
