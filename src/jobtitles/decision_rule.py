@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from jobtitles.errors import UserError
-from jobtitles.label_groups import AT_MOST_ONE, EXACTLY_ONE, LabelGroup
+from jobtitles.label_groups import AT_MOST_ONE, EXACTLY_ONE, LabelGroup, check_disjoint
 
 THRESHOLDS_KEY = "decision_thresholds"
 AT_LEAST_ONE_KEY = "decision_at_least_one"
@@ -146,7 +146,7 @@ def groups_from_config(saved: Any, labels: tuple[str, ...], where: str, key: str
     expected = f"a list of {{name, labels, kind}} with kind {EXACTLY_ONE} or {AT_MOST_ONE}"
     if not isinstance(saved, list):
         raise UserError(f"{where}: {key} must be {expected}, found {type(saved).__name__}; re-save the model")
-    groups, owner = [], {}
+    groups = []
     for k, g in enumerate(saved):
         if not isinstance(g, dict) or set(g) != {"name", "labels", "kind"} or not isinstance(g["name"], str) \
                 or not isinstance(g["labels"], list) or g["kind"] not in (EXACTLY_ONE, AT_MOST_ONE):
@@ -156,10 +156,6 @@ def groups_from_config(saved: Any, labels: tuple[str, ...], where: str, key: str
         if unknown or len(set(members)) != len(members) or len(members) < 2:
             raise UserError(f"{where}: {key}[{k}] must name at least 2 distinct labels of the model "
                             f"{list(labels)}, found {members!r:.200}; re-save the model")
-        for lab in members:
-            if lab in owner:
-                raise UserError(f"{where}: {key}: label {lab!r} is in groups {owner[lab]} and {k}; a label "
-                                "belongs to one group at most: re-save the model")
-            owner[lab] = k
         groups.append(LabelGroup(g["name"], tuple(members), g["kind"]))
+    check_disjoint([list(g.labels) for g in groups], f"{where}: {key}", first=0)
     return tuple(groups)

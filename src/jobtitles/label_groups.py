@@ -81,22 +81,29 @@ def parse_groups_setting(value: str | None, source: str = "label_groups") -> str
 
 def explicit_groups(spec: list[dict[str, Any]], labels: list[str], label_sets: list[list[str]], rows: list[int],
                     path: Path | str) -> list[LabelGroup]:
-    groups, owner = [], {}
+    groups = []
+    check_disjoint([[str(lab) for lab in g["labels"]] for g in spec], "label_groups", first=1)
     for k, g in enumerate(spec):
         members = [str(lab) for lab in g["labels"]]
         unknown = sorted(set(members) - set(labels))
         if unknown:
             raise UserError(f"label_groups: group {k + 1} names labels {unknown} that {path} does not have; the "
                             f"labels are {labels}")
-        for lab in members:
-            if lab in owner:
-                raise UserError(f"label_groups: label {lab!r} is in groups {owner[lab] + 1} and {k + 1}; a label "
-                                "belongs to one group at most")
-            owner[lab] = k
         kind = EXACTLY_ONE if g.get("exactly_one", False) else AT_MOST_ONE
         groups.append(LabelGroup(str(g.get("name", f"group {k + 1}")), tuple(members), kind))
     check_rows(groups, label_sets, rows, path)
     return groups
+
+
+def check_disjoint(members: list[list[str]], where: str, first: int) -> None:
+    """A label belongs to one group at most (groups numbered from `first` in the message)."""
+    owner: dict[str, int] = {}
+    for k, group in enumerate(members):
+        for lab in group:
+            if lab in owner:
+                raise UserError(f"{where}: label {lab!r} is in groups {owner[lab] + first} and {k + first}; a "
+                                "label belongs to one group at most")
+            owner[lab] = k
 
 
 def check_rows(groups: list[LabelGroup], label_sets: list[list[str]], rows: list[int], path: Path | str) -> None:
