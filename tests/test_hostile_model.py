@@ -137,7 +137,7 @@ BAD_KEYS = [
     ("label2id disagrees", lambda c: c.update(label2id={v: 0 for v in c["id2label"].values()}),
      r"label2id does not match id2label"),
     ("positions not a number", lambda c: c.update(max_position_embeddings="many"),
-     r"max_position_embeddings must be a positive whole number, found 'many'"),
+     r"max_position_embeddings must be a whole number from 1 to 1,048,576, found 'many'"),
 ]
 
 
@@ -266,3 +266,78 @@ def test_importing_the_prediction_side_loads_no_training_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# --- found by a red-team pass ---------------------------------------------------------------------------------
+def test_a_folder_s_own_code_never_runs_nor_asks(model_copy, tmp_path, monkeypatch):
+    """An unknown model_type with auto_map: transformers asks "run the custom code? [y/N]" on stdin, where
+    predict.py reads titles, unless trust_remote_code is False."""
+    from jobtitles import TitleClassifier
+
+    marker = tmp_path / "ran"
+    (model_copy / "evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
+    edit_config(model_copy, lambda c: c.update(model_type="evilx", auto_map={
+        "AutoConfig": "evil.EvilConfig", "AutoModelForSequenceClassification": "evil.EvilModel"}))
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("yes\n" * 5))
+    with pytest.raises(UserError):
+        TitleClassifier(model_copy)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("attribute,value", [("token_pattern", r"(?:\w+)+!"), ("input", "filename"),
+                                             ("ngram_range", (1, 1000))])
+def test_baseline_with_hostile_settings_is_refused(model_copy, tiny_csv, attribute, value):
+    from jobtitles.baseline import fit_baseline
+    from jobtitles.baseline_store import save_baseline
+    from jobtitles.data import load_labeled_csv
+
+    from jobtitles import TitleClassifier
+
+    data = load_labeled_csv(tiny_csv)
+    base = fit_baseline(data.titles, data.y)
+    setattr(base.steps[0][1].transformer_list[0][1], attribute, value)
+    save_baseline(base, model_copy)
+    edit_config(model_copy, send_to_baseline)
+    with pytest.raises(UserError, match=rf"the baseline's settings differ from the ones train.py writes "
+                                        rf"\(featureunion__word__{attribute}="):
+        TitleClassifier(model_copy)
+
+
+def test_weights_that_do_not_match_or_score_nan_are_refused(model_copy):
+    from safetensors.torch import load_file, save_file
+
+    from jobtitles import TitleClassifier
+
+    weights = load_file(model_copy / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("classifier.")}, model_copy / "model.safetensors")
+    with pytest.raises(UserError, match=r"model.safetensors does not match config.json \(missing keys: "
+                                        r"\['classifier\.(weight|bias)'"):
+        TitleClassifier(model_copy)
+    weights["classifier.bias"][:] = float("nan")
+    save_file(weights, model_copy / "model.safetensors")
+    with pytest.raises(UserError, match=r"the torch model scores a title as \[\[nan.*expected 7 finite scores"):
+        TitleClassifier(model_copy)
+
+
+def test_architecture_sizes_and_shards_are_bounded(model_copy):
+    from jobtitles import TitleClassifier
+
+    edit_config(model_copy, lambda c: c.update(n_layers=5000))
+    with pytest.raises(UserError, match=r"n_layers must be a whole number from 1 to 96, found 5000"):
+        TitleClassifier(model_copy)
+    edit_config(model_copy, lambda c: c.update(n_layers=2))
+    (model_copy / "model.safetensors.index.json").write_text('{"weight_map": {"x": "../other.safetensors"}}')
+    with pytest.raises(UserError, match=r"model.safetensors.index.json: a sharded checkpoint"):
+        TitleClassifier(model_copy)
+
+
+def test_a_planted_partial_link_never_receives_the_predictions(tiny_run_dir, tmp_path):
+    from jobtitles.cli import predict_main
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n")
+    (tmp_path / "out.csv.partial").symlink_to(precious)
+    assert predict_main(["--model", str(tiny_run_dir / "model"), "VP of Sales", "--output",
+                         str(tmp_path / "out.csv")]) == 0
+    assert precious.read_text() == "keep me\n"
+    assert not (tmp_path / "out.csv").is_symlink() and "VP of Sales" in (tmp_path / "out.csv").read_text()

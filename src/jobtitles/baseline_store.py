@@ -64,9 +64,35 @@ def _schema(path: Path) -> Any:
                 raise UserError(f"{path}: unpacks to {unpacked:,} bytes, more than the {MAX_UNPACKED_BYTES:,} a "
                                 "baseline can need; refusing to load it: retrain or re-copy the model folder")
             return json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, OSError) as err:
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError) as err:
         raise UserError(f"{path}: not a skops file written by train.py ({type(err).__name__}: "
                         f"{str(err)[:120]}); re-copy the model folder or retrain") from err
+
+
+def _settings(model) -> dict[str, Any]:
+    """Every hyperparameter of the pipeline by its deep name, estimators and step lists left out (their own
+    hyperparameters are listed under their names)."""
+    def plain(value: Any) -> bool:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return not any(hasattr(v, "get_params") or isinstance(v, (list, tuple)) and any(
+            hasattr(x, "get_params") for x in v) for v in items)
+
+    return {k: v for k, v in model.get_params(deep=True).items() if plain(v) and not k.endswith("random_state")}
+
+
+def _check_settings(model, path: Path) -> None:
+    """Allowed types can still carry hostile settings (a token_pattern that backtracks for minutes, input=
+    'filename' that opens the title as a path, n_jobs that starts processes): every setting must be the one
+    `make_baseline` writes."""
+    from jobtitles.baseline import make_baseline
+
+    expected, found = _settings(make_baseline()), _settings(model) if hasattr(model, "get_params") else {}
+    differ = sorted(k for k in set(expected) | set(found) if k not in found or k not in expected
+                    or type(found[k]) is not type(expected[k]) or found[k] != expected[k])
+    if type(model).__name__ != "Pipeline" or differ:
+        shown = ", ".join(f"{k}={found.get(k, '(missing)')!r:.60}" for k in differ[:3])
+        raise UserError(f"{path}: the baseline's settings differ from the ones train.py writes ({shown}); "
+                        "refusing to load it: retrain, or re-copy the folder from its source")
 
 
 def load_baseline(model_dir: Path, n_labels: int):
@@ -85,7 +111,10 @@ def load_baseline(model_dir: Path, n_labels: int):
                         "it (a baseline file can be made to run code): retrain, or re-copy the folder from its source")
     try:
         model = sio.load(path, trusted=sorted({t for t, _ in ALLOWED_NODES}))
+        _check_settings(model, path)
         probe = np.asarray(model.predict_proba(np.asarray(["chief executive officer"], dtype=object)))
+    except UserError:
+        raise
     except Exception as err:  # noqa: BLE001 - a damaged file fails in many ways, none of them the user's fault
         raise UserError(f"{path}: the baseline does not load or score ({type(err).__name__}: {str(err)[:120]}); "
                         "re-copy the model folder or retrain") from err

@@ -136,6 +136,11 @@ def check_fields(path: Path, row: int, cells: list[str], delimiter: str, n_lines
                             f"times ({cell[:60]!r}...): an unclosed '\"' merged several fields; close or remove it")
 
 
+def _some(names: list[str], most: int = 20) -> str:
+    """A column list short enough for one line."""
+    return str(names) if len(names) <= most else f"{names[:most]} and {len(names) - most} more"
+
+
 def find_columns(path: Path, header: list[str], text_column: str, label_prefix: str, need_labels: bool) -> tuple[int, list[int]]:
     if header.count(text_column) > 1:
         where = [i + 1 for i, h in enumerate(header) if h == text_column]
@@ -143,19 +148,20 @@ def find_columns(path: Path, header: list[str], text_column: str, label_prefix: 
                         f"{where}); expected one: rename or remove the others")
     if text_column not in header:
         raise UserError(
-            f"{path}: no '{text_column}' column; found columns {header}. "
+            f"{path}: no '{text_column}' column; found columns {_some(header)}. "
             f"Rename the title column to '{text_column}' or set `text_column`"
         )
     pattern = re.compile(rf"^{re.escape(label_prefix)}\s*\d+$", re.IGNORECASE)
     label_cols = [i for i, h in enumerate(header) if pattern.match(h)]
-    others = [h for i, h in enumerate(header) if i not in label_cols and h != text_column and h]
+    label_set = set(label_cols)  # a set: a header of 60,000 columns must not cost minutes
+    others = [h for i, h in enumerate(header) if i not in label_set and h != text_column and h]
     if need_labels and not label_cols:
         raise UserError(
             f"{path}: no label column; expected columns named '{label_prefix} 1', '{label_prefix} 2', ... "
-            f"but found {header}. Rename them or set `label_column_prefix`"
+            f"but found {_some(header)}. Rename them or set `label_column_prefix`"
         )
     if others and label_cols:
-        warn(f"{path}: columns {others} ignored: only '{text_column}' and '{label_prefix} N' columns are read")
+        warn(f"{path}: columns {_some(others)} ignored: only '{text_column}' and '{label_prefix} N' columns are read")
     return header.index(text_column), label_cols
 
 

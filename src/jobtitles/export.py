@@ -45,6 +45,7 @@ class _Logits:
 def export_onnx(model_dir: Path, int8: bool) -> list[Path]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from jobtitles.inference import TitleClassifier
     from jobtitles.model_folder import read_model_config
 
     read_model_config(model_dir)
@@ -52,8 +53,10 @@ def export_onnx(model_dir: Path, int8: bool) -> list[Path]:
     with disk_errors(out_dir):
         out_dir.mkdir(exist_ok=True)
     remove_temporaries(out_dir)  # left by an export killed mid-write (kill -9, power loss)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
+    TitleClassifier(model_dir)  # every check a prediction makes, before anything is written
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), use_safetensors=True,
+                                                               trust_remote_code=False).eval()
     sample = tokenizer(["VP of Sales", "Senior Director, Corporate Communications (EMEA)"], padding=True,
                        return_tensors="pt")
     fp32, int8_path = out_dir / "model.onnx", out_dir / "model_int8.onnx"

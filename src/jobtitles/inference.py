@@ -41,9 +41,24 @@ class TitleClassifier:
         self.tokenizer = load_checked_tokenizer(self.model_dir, cfg)
         self._baseline = load_baseline(self.model_dir, len(self.labels)) if self.scoring.needs_baseline else None
         positions = int(cfg.get("max_position_embeddings") or 512)  # a title never needs more than 128 tokens
-        self.max_length = min(max_length or 128, int(self.tokenizer.model_max_length or positions), positions)
+        limit = self.tokenizer.model_max_length  # a hostile tokenizer_config.json may hold anything here
+        limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 4 else positions
+        self.max_length = min(max_length or 128, limit, positions)
         self.backend = backend
         self._forward = self._torch_forward(device, dtype) if backend == "torch" else self._onnx_forward(backend)
+        self._check_scores()
+
+    def _check_scores(self) -> None:
+        """One title scored at load: a folder whose weights or export give NaN, infinite or mis-shaped scores is
+        refused here rather than answering every request with them."""
+        try:
+            probe = self.predict_scores(["Vice President of Sales"])
+        except (ValueError, IndexError, RuntimeError) as err:
+            raise UserError(f"{self.model_dir}: the model does not score a title ({type(err).__name__}: "
+                            f"{str(err)[:160]}); the folder is damaged: re-copy it or retrain") from err
+        if probe.shape != (1, len(self.labels)) or not np.all(np.isfinite(probe)):
+            raise UserError(f"{self.model_dir}: the {self.backend} model scores a title as {probe.tolist()!r:.120}, "
+                            f"expected {len(self.labels)} finite scores; the folder is damaged: re-copy it or retrain")
 
     # --- backends -------------------------------------------------------------------------------------------
     def _torch_forward(self, device: str | None, dtype_name: str | None = None):
@@ -61,12 +76,18 @@ class TitleClassifier:
         try:
             with quiet_loading():
                 # safetensors only: a pickled checkpoint (pytorch_model.bin) could run code when loaded
-                model = AutoModelForSequenceClassification.from_pretrained(str(self.model_dir), dtype=dtype,
-                                                                           use_safetensors=True)
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    str(self.model_dir), dtype=dtype, use_safetensors=True, trust_remote_code=False,
+                    output_loading_info=True)
         except Exception as err:  # noqa: BLE001 - missing, truncated or garbage weights surface as many types
             raise UserError(f"{self.model_dir}: the model weights do not load ({type(err).__name__}: "
                             f"{(str(err).splitlines() or [''])[0][:200]}); the folder is damaged or incomplete "
                             "(model.safetensors is needed): re-copy it or retrain") from err
+        gaps = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+        if gaps:  # transformers would fill a missing head with random weights and carry on
+            kind, keys = next(iter(gaps.items()))
+            raise UserError(f"{self.model_dir}: model.safetensors does not match config.json ({kind.replace('_', ' ')}: "
+                            f"{list(keys)[:3]}); the folder mixes two models or is damaged: re-copy it or retrain")
         model = model.to(device).eval()
         self.torch_model = model  # the loaded transformers model (torch backend only)
 
@@ -89,7 +110,11 @@ class TitleClassifier:
         opts = ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads, opts.inter_op_num_threads = self.threads, 1
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - ONNX Runtime raises its own types for damaged or foreign files
+            raise UserError(f"{path}: ONNX Runtime cannot load it ({type(err).__name__}: {str(err)[:160]}); export it "
+                            f"again: python -m jobtitles.export --model {self.model_dir} --int8") from err
         names = {i.name for i in session.get_inputs()}
 
         def forward(batch: dict) -> np.ndarray:

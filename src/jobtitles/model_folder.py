@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,12 @@ from jobtitles.errors import UserError
 
 ONNX_FILES = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model_int8.onnx"}
 MAX_CONFIG_BYTES = 16 << 20  # a config.json with 100,000 labels is a few MB
+_BAD_NAME = re.compile(r"[|\x00-\x1f\x7f]")  # the label separator and control characters: training refuses them too
+# Architecture sizes far above any encoder this project fine-tunes: a folder asking for 5,000 layers would
+# hold the process for minutes while transformers builds the model, before any weight is read.
+SIZE_LIMITS = {"num_hidden_layers": 96, "n_layers": 96, "num_layers": 96, "hidden_size": 16384, "dim": 16384,
+               "d_model": 16384, "intermediate_size": 65536, "hidden_dim": 65536, "num_attention_heads": 256,
+               "n_heads": 256, "max_position_embeddings": 1 << 20, "vocab_size": 1 << 22}
 
 
 def read_model_config(model_dir: Path) -> dict[str, Any]:
@@ -44,12 +51,21 @@ def read_model_config(model_dir: Path) -> dict[str, Any]:
             f"{cfg.get('problem_type')!r:.100}); pass the model/ folder written by train.py"
         )
     labels_of(cfg, cfg_path)
-    for key in ("max_position_embeddings", "vocab_size"):
+    for key, most in SIZE_LIMITS.items():
         value = cfg.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise UserError(f"{cfg_path}: {key} must be a positive whole number, found {value!r:.100}; the model "
-                            "folder is damaged, retrain or re-copy it")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most):
+            raise UserError(f"{cfg_path}: {key} must be a whole number from 1 to {most:,}, found {value!r:.100}; "
+                            "the model folder is damaged, retrain or re-copy it")
+    _check_weight_files(model_dir)
     return cfg
+
+
+def _check_weight_files(model_dir: Path) -> None:
+    """A sharded checkpoint's index may name files outside the folder; this project writes one file."""
+    index = model_dir / "model.safetensors.index.json"
+    if index.exists():
+        raise UserError(f"{index}: a sharded checkpoint, but train.py writes one model.safetensors; remove the index "
+                        "file or re-copy the model folder")
 
 
 def labels_of(cfg: dict[str, Any], where: Path | str) -> list[str]:
@@ -57,13 +73,13 @@ def labels_of(cfg: dict[str, Any], where: Path | str) -> list[str]:
     id2label = cfg["id2label"]
     expected = {str(i) for i in range(len(id2label))}
     names = [id2label.get(str(i)) for i in range(len(id2label))]
-    if set(id2label) != expected or not all(isinstance(n, str) and n.strip() for n in names) \
-            or len(set(names)) != len(names):
+    if set(id2label) != expected or not all(isinstance(n, str) and n.strip() and not _BAD_NAME.search(n)
+                                            for n in names) or len(set(names)) != len(names):
         found = dict(list(id2label.items())[:6])
         raise UserError(f"{where}: id2label must map '0'..'{len(id2label) - 1}' to distinct label names, found "
                         f"{found!r:.200}; the model folder is damaged, retrain or re-copy it")
     label2id = cfg.get("label2id")
-    if isinstance(label2id, dict) and label2id and label2id != {n: i for i, n in enumerate(names)}:
+    if label2id is not None and label2id != {n: i for i, n in enumerate(names)}:
         raise UserError(f"{where}: label2id does not match id2label (found {dict(list(label2id.items())[:6])!r:.200}); "
                         "the model folder is damaged, retrain or re-copy it")
     return names
@@ -89,7 +105,8 @@ def load_checked_tokenizer(model_dir: Path, cfg: dict):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        # never the folder's own code (auto_map): transformers would otherwise ask, and a piped title can answer
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
     except Exception as err:  # noqa: BLE001 - a broken tokenizer file raises many types
         raise UserError(f"{model_dir}: the tokenizer does not load ({type(err).__name__}: "
                         f"{(str(err).splitlines() or [''])[0][:200]}); re-copy the whole model folder") from err
@@ -99,6 +116,13 @@ def load_checked_tokenizer(model_dir: Path, cfg: dict):
         raise UserError(f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model expects {expected} "
                         "(vocab_size in config.json); the folder lacks its tokenizer files (tokenizer.json, "
                         "tokenizer_config.json, vocab.txt): re-copy the whole model folder")
+    largest = max(tokenizer.get_vocab().values(), default=0)
+    if expected and largest >= expected:
+        raise UserError(f"{model_dir}: the tokenizer has token id {largest} but the model has {expected} embeddings "
+                        "(vocab_size in config.json); the folder mixes two models: re-copy the whole model folder")
+    if tokenizer.pad_token_id is None:
+        raise UserError(f"{model_dir}: the tokenizer has no padding token (pad_token in tokenizer_config.json); "
+                        "re-copy the whole model folder")
     return tokenizer
 
 

@@ -99,7 +99,12 @@ class Writer:
         if self.partial is None:
             return
         self.partial.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.partial, "w", encoding="utf-8", newline="")
+        # A fresh file, never an existing name: a `.partial` planted as a link to another file (its name is
+        # predictable) would otherwise receive the predictions. The stale name itself is only unlinked.
+        if self.partial.is_symlink() or self.partial.exists():
+            self.partial.unlink()
+        fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        self.fh = open(fd, "w", encoding="utf-8", newline="")
         if self.kind == "csv":
             self.csv = csv.writer(self.fh, delimiter=";", lineterminator="\n")
             self.csv.writerow(["row", "title", "predicted", *[f"score:{lab}" for lab in self.labels]])

@@ -67,7 +67,8 @@ class Scoring:
     def from_config(cfg: dict[str, Any], labels: Sequence[str], where: str) -> "Scoring":
         labels = tuple(labels)
         softmax = groups_from_config(cfg.get(SOFTMAX_GROUPS_KEY), labels, where, SOFTMAX_GROUPS_KEY)
-        saved = cfg.get(SOURCES_KEY) or {}
+        saved = cfg.get(SOURCES_KEY)
+        saved = {} if saved is None else saved
         if not isinstance(saved, dict):
             raise UserError(f"{where}: {SOURCES_KEY} must be a mapping from label to one of {list(SOURCES)}, "
                             f"found {type(saved).__name__}; re-save the model with train.py")
