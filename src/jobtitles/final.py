@@ -3,6 +3,7 @@ decision rule and its card, pushed if asked."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from jobtitles.baseline import fit_baseline
 from jobtitles.config import ProjectArgs
 from jobtitles.data import LabeledData
 from jobtitles.hub import push
-from jobtitles.io_utils import replace_dir
+from jobtitles.io_utils import disk_errors, read_json, replace_dir, write_json
 from jobtitles.label_groups import softmax_groups
 from jobtitles.log import logger, warn
 from jobtitles.metrics import multilabel_metrics, per_label_metrics
@@ -24,14 +25,18 @@ from jobtitles.run_result import FitCheck, RunResult
 from jobtitles.baseline_store import save_baseline
 from jobtitles.training import FoldRun, fresh_model, run_args
 
+FINAL_RECORD = "final_result.json"  # the final model's training record and fit check
+
 
 def train_final(project: ProjectArgs, training: TrainingArguments, data: LabeledData, ds, tokenizer,
                 result: RunResult, run_dir: Path, state: PartialState) -> Path:
     """Train and save run_dir/model (every process takes part in training; the main one writes). Adds the
-    final model's training record and fit check to `result`."""
+    final model's training record and fit check to `result` (read back from final_result.json when a resumed
+    run finds the model already saved, so its cv_results.json is the uninterrupted run's)."""
     model_dir = run_dir / "model"
     if is_complete(model_dir):
         logger.info(f"final model: complete in {model_dir}, skipped (resume; its fit check is in its card)")
+        read_final_record(result, run_dir)
     else:
         logger.info(f"final model: training on all {len(data)} titles")
         args = run_args(training, run_dir / "final_trainer", project.precision, len(data), project.min_train_steps)
@@ -46,17 +51,41 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         result.final_loss_history = final.loss_history()
         model.config.update(decision_config(result))
         tmp = run_dir / ".model.tmp"
-        final.trainer.save_model(str(tmp))  # main process only; safetensors + config + tokenizer
+        try:
+            with disk_errors(tmp):  # a full disk is one line naming the folder, whichever library wrote
+                final.trainer.save_model(str(tmp))  # main process only; safetensors + config + tokenizer
+                if state.is_main_process:
+                    if baseline is not None:
+                        save_baseline(baseline, tmp)
+                    write_card(tmp, result, project, training)
+                    write_json(run_dir / FINAL_RECORD, final_record(result))  # before model/: complete ones have it
+        except BaseException:  # no half-saved folder stays; an earlier model/ is untouched
+            for partial in (tmp, run_dir / "final_trainer"):
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
         if state.is_main_process:
-            if baseline is not None:
-                save_baseline(baseline, tmp)
-            write_card(tmp, result, project, training)
             replace_dir(tmp, model_dir)
             shutil.rmtree(run_dir / "final_trainer", ignore_errors=True)
         state.wait_for_everyone()
     if state.is_main_process and training.push_to_hub:
         push(model_dir, training)
     return model_dir
+
+
+def final_record(result: RunResult) -> dict:
+    return {"final_fit_check": dataclasses.asdict(result.final_fit_check),
+            "final_loss_history": result.final_loss_history,
+            "final_train_seconds": result.timing.final_train_seconds}
+
+
+def read_final_record(result: RunResult, run_dir: Path) -> None:
+    """Add the saved final model's record to `result` (none in folders of older versions: left as it is)."""
+    path = run_dir / FINAL_RECORD
+    if path.is_file():
+        record = read_json(path)
+        result.final_fit_check = FitCheck(**record["final_fit_check"])
+        result.final_loss_history = record["final_loss_history"]
+        result.timing.final_train_seconds = record["final_train_seconds"]
 
 
 def fit_check(final: FoldRun, ds, data: LabeledData, result: RunResult, baseline=None) -> FitCheck:

@@ -52,8 +52,9 @@ def write_run_files(run_dir: Path, data: LabeledData, result: RunResult, label_i
     if label_issues:
         result.label_issues = label_issues_summary(run_dir, data, scores, pred)
     result.plots = write_plots(run_dir, result)
-    write_json(run_dir / "cv_results.json", result.to_json())
     write_text(run_dir / "report.md", render_report(result))
+    # last: complete=true makes a rerun do nothing, so a run killed before this line must redo the files above
+    write_json(run_dir / "cv_results.json", result.to_json())
 
 
 def label_issues_summary(run_dir: Path, data: LabeledData, scores: np.ndarray, pred: np.ndarray) -> dict:
