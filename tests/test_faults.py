@@ -31,7 +31,8 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DAT
        "TOKENIZERS_PARALLELISM": "false"}
 
 # The only fields two uninterrupted runs of one command write differently (found by diffing two such runs):
-# wall-clock seconds. Everything else must match byte for byte.
+# wall-clock seconds, and in model/baseline.skops (a zip) the member timestamps and the object ids skops names
+# members by (see _canonical_zip). Everything else must match byte for byte.
 VOLATILE_FIELDS = {
     "cv_results.json": ["timing.cv_seconds", "timing.fold_train_seconds", "timing.baseline_seconds",
                         "timing.final_train_seconds", "timing.total_seconds", "folds.*.train_seconds"],
