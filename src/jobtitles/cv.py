@@ -93,7 +93,7 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
     if project.final_model:
         from jobtitles.final import train_final
 
-        train_final(project, training, data, ds, tokenizer, result, run_dir, state)
+        result = train_final(project, training, data, ds, tokenizer, result, run_dir, state)
     state.on_main_process(finish_run)(run_dir, data, result, project, time.perf_counter() - start)
     state.wait_for_everyone()
     return run_dir
@@ -101,9 +101,12 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
 
 def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: ProjectArgs, seconds: float) -> None:
     """Write the run's files once, marked complete (a rerun of the same command then changes nothing)."""
-    result.timing.total_seconds = seconds
-    result.complete = True
-    run_files.write_run_files(run_dir, data, result, label_issues=project.label_issues)
+    from jobtitles.plots import write_plots
+
+    issues = run_files.label_issues_summary(run_dir, data, result) if project.label_issues else None
+    result = dataclasses.replace(result, label_issues=issues, plots=write_plots(run_dir, result), complete=True,
+                                 timing=dataclasses.replace(result.timing, total_seconds=seconds))
+    run_files.write_run_files(run_dir, data, result)
     run_files.print_summary(result, run_dir)
 
 

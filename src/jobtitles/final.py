@@ -29,14 +29,14 @@ FINAL_RECORD = "final_result.json"  # the final model's training record and fit 
 
 
 def train_final(project: ProjectArgs, training: TrainingArguments, data: LabeledData, ds, tokenizer,
-                result: RunResult, run_dir: Path, state: PartialState) -> Path:
-    """Train and save run_dir/model (every process takes part in training; the main one writes). Adds the
-    final model's training record and fit check to `result` (read back from final_result.json when a resumed
-    run finds the model already saved, so its cv_results.json is the uninterrupted run's)."""
+                result: RunResult, run_dir: Path, state: PartialState) -> RunResult:
+    """Train and save run_dir/model (every process takes part in training; the main one writes). Returns
+    `result` with the final model's training record and fit check (read back from final_result.json when a
+    resumed run finds the model already saved, so its cv_results.json is the uninterrupted run's)."""
     model_dir = run_dir / "model"
     if is_complete(model_dir):
         logger.info(f"final model: complete in {model_dir}, skipped (resume; its fit check is in its card)")
-        read_final_record(result, run_dir)
+        result = with_final_record(result, run_dir)
     else:
         logger.info(f"final model: training on all {len(data)} titles")
         args = run_args(training, run_dir / "final_trainer", project.precision, len(data), project.min_train_steps)
@@ -46,9 +46,10 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         final = FoldRun(model, args, ds, tokenizer, data.y, project.pos_weight, trained_softmax)
         final.train()
         baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
-        result.final_fit_check = fit_check(final, ds, data, result, baseline)
-        result.timing.final_train_seconds = final.train_seconds
-        result.final_loss_history = final.loss_history()
+        result = dataclasses.replace(
+            result, final_fit_check=fit_check(final, ds, data, result, baseline),
+            final_loss_history=final.loss_history(),
+            timing=dataclasses.replace(result.timing, final_train_seconds=final.train_seconds))
         model.config.update(decision_config(result))
         tmp = run_dir / ".model.tmp"
         try:
@@ -69,7 +70,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         state.wait_for_everyone()
     if state.is_main_process and training.push_to_hub:
         push(model_dir, training)
-    return model_dir
+    return result
 
 
 def final_record(result: RunResult) -> dict:
@@ -78,14 +79,16 @@ def final_record(result: RunResult) -> dict:
             "final_train_seconds": result.timing.final_train_seconds}
 
 
-def read_final_record(result: RunResult, run_dir: Path) -> None:
-    """Add the saved final model's record to `result` (none in folders of older versions: left as it is)."""
+def with_final_record(result: RunResult, run_dir: Path) -> RunResult:
+    """`result` with the saved final model's record (as it is without one: folders of older versions)."""
     path = run_dir / FINAL_RECORD
-    if path.is_file():
-        record = read_json(path)
-        result.final_fit_check = FitCheck(**record["final_fit_check"])
-        result.final_loss_history = record["final_loss_history"]
-        result.timing.final_train_seconds = record["final_train_seconds"]
+    if not path.is_file():
+        return result
+    record = read_json(path)
+    return dataclasses.replace(result, final_fit_check=FitCheck(**record["final_fit_check"]),
+                               final_loss_history=record["final_loss_history"],
+                               timing=dataclasses.replace(result.timing,
+                                                          final_train_seconds=record["final_train_seconds"]))
 
 
 def fit_check(final: FoldRun, ds, data: LabeledData, result: RunResult, baseline=None) -> FitCheck:

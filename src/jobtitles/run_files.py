@@ -41,28 +41,24 @@ def oof_rows(data: LabeledData, scores: np.ndarray, pred: np.ndarray):
                *[f"{s:.4f}" for s in scores[i]]]
 
 
-def write_run_files(run_dir: Path, data: LabeledData, result: RunResult, label_issues: bool = True) -> None:
-    """Everything the run leaves besides folds/ and model/, written once at its end: oof_predictions.csv,
-    label_issues.csv, plots/, cv_results.json (complete: a rerun changes nothing) and report.md."""
-    from jobtitles.plots import write_plots
-
+def write_run_files(run_dir: Path, data: LabeledData, result: RunResult) -> None:
+    """What the run leaves besides folds/, model/, plots/ and label_issues.csv, written once at its end from
+    the finished result: oof_predictions.csv, cv_results.json (complete: a rerun changes nothing), report.md."""
     scores, pred = result.oof_scores, result.oof_predictions
     header = ["row", "title", "gold", "predicted", "correct", *[f"score:{lab}" for lab in data.labels]]
     write_text(run_dir / "oof_predictions.csv", _csv_text(header, oof_rows(data, scores, pred)))
-    if label_issues:
-        result.label_issues = label_issues_summary(run_dir, data, scores, pred)
-    result.plots = write_plots(run_dir, result)
     write_text(run_dir / "report.md", render_report(result))
     # last: complete=true makes a rerun do nothing, so a run killed before this line must redo the files above
     write_json(run_dir / "cv_results.json", result.to_json())
 
 
-def label_issues_summary(run_dir: Path, data: LabeledData, scores: np.ndarray, pred: np.ndarray) -> dict:
+def label_issues_summary(run_dir: Path, data: LabeledData, result: RunResult) -> dict:
     """Write label_issues.csv; its counts, report section and console line for the result. Suggestions are the
     shipped decision rule's cross-fitted out-of-fold decisions (the same sets as oof_predictions.csv)."""
     from jobtitles.label_issues import console_line, find_label_issues, report_section, write_label_issues
 
-    issues = find_label_issues(data.titles, data.rows, data.y, data.labels, scores, pred)
+    issues = find_label_issues(data.titles, data.rows, data.y, data.labels, result.oof_scores,
+                               result.oof_predictions)
     path = write_label_issues(run_dir, issues)
     # the file's name, not its path: the same inputs give the same cv_results.json in any run folder
     return {**issues.summary(), "file": path.name, "console": console_line(issues, Path(path.name)),

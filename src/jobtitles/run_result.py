@@ -1,5 +1,7 @@
-"""The result of a training run: built once by cross-validation (and completed by the final model), rendered by
-report.md, the model card, the plots and the console, and saved once as cv_results.json (its JSON form)."""
+"""The result of a training run, immutable: built by cross-validation (`cv_summary.summarize`), extended with
+`dataclasses.replace` by the final model (`final.train_final`) and the end of the run (label issues, plots,
+total time), rendered by report.md, the model card, the plots and the console, and saved once as
+cv_results.json (its JSON form)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ Metrics = dict[str, float]  # metric name -> value (metrics.METRICS)
 MeanStd = dict[str, dict[str, float]]  # metric name -> {"mean": ..., "std": ...} over folds
 
 
-@dataclass
+@dataclass(frozen=True)
 class DecisionSettings:
     """The decision settings of the run's config, as the report states them."""
 
@@ -30,7 +32,7 @@ class DecisionSettings:
     exclusive_label: str | None  # the empty label, decided alone
 
 
-@dataclass
+@dataclass(frozen=True)
 class RuleSummary:
     """Which decision rule the model ships with (decisions.RuleChoice without its arrays)."""
 
@@ -43,7 +45,7 @@ class RuleSummary:
     fold_subset_accuracy: dict[str, list[float]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class SourcesSummary:
     """The per-label score-source choice (score_sources.SourceChoice without its arrays)."""
 
@@ -58,7 +60,7 @@ class SourcesSummary:
         return {lab: src for lab, src in self.sources.items() if src != "transformer"} if self.adopted else {}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timing:
     cv_seconds: float
     fold_train_seconds: list[float]
@@ -67,7 +69,7 @@ class Timing:
     total_seconds: float | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitCheck:
     """The final model scored on its own training rows with the saved decision rule."""
 
@@ -77,7 +79,7 @@ class FitCheck:
     label_recall: dict[str, float]
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunResult:
     labels: list[str]
     label_support: dict[str, int]
