@@ -411,3 +411,19 @@ def test_full_disk_during_predict_is_one_line_and_keeps_the_earlier_predictions(
         assert re.search(rf"^error: {re.escape(str(out))}{FULL}", line), line
         assert out.read_text() == "earlier predictions\n"
         assert sorted(p.name for p in disk.iterdir()) == ["filler", f"p.{suffix}"]
+
+
+def test_full_disk_on_standard_output_is_one_line(model, tmp_path):
+    """`predict.py ... > shown.txt` on a full disk: one line naming standard output, exit 2, not Python's
+    'Exception ignored' at exit or a line naming 'a file'."""
+    src = tmp_path / "titles.txt"
+    src.write_text("VP of Sales\nChief Executive Officer\n" * 2000, encoding="utf-8")
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill(disk, 8 << 10)
+        with open(disk / "shown.txt", "w") as shown:
+            res = subprocess.run([sys.executable, str(ROOT / "predict.py"), "--model", str(model), "--input", str(src)],
+                                 stdout=shown, stderr=subprocess.PIPE, env=ENV, text=True)
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert [line for line in res.stderr.splitlines() if line.startswith("error: ")] == [
+        "error: <standard output>: No space left on device; free some disk space or choose another output folder"]
+    assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr, res.stderr[-3000:]

@@ -111,7 +111,7 @@ class Writer:
 
     def _named(self):
         """A failed write (a full disk) names the output file in its one line, not 'a file'."""
-        return disk_errors(Path(self.path)) if self.path is not None else contextlib.nullcontext()
+        return disk_errors(Path(self.path if self.path is not None else "<standard output>"))
 
     def write(self, rows: list[int], titles: list[str], scores: np.ndarray, pred: np.ndarray) -> None:
         with self._named():
@@ -133,8 +133,7 @@ class Writer:
                                           "scores": {lab: round(float(v), 4) for lab, v in zip(self.labels, s)}},
                                          ensure_ascii=False) + "\n")
         self.rows += len(rows)
-        if self.fh:
-            self.fh.flush()
+        (self.fh or sys.stdout).flush()  # a full disk fails here, named, not in Python's exit flush
 
     def commit(self) -> None:
         if self.fh is not None:
