@@ -32,14 +32,13 @@ def _setup(csv: str, flags: list[str], tmp: str):
     from jobtitles.config import parse_config
     from jobtitles.tokenization import training_dataset
     from jobtitles.folds import make_folds
-    from jobtitles.cv import load_data
     from jobtitles.training import load_tokenizer
 
     project, training = parse_config(["--config", str(BASE_CONFIG), "--train_file", csv, "--output_dir", tmp, *flags])
-    data = load_data(project)
-    tok = load_tokenizer(project.model_name_or_path)
-    ds = training_dataset(data.titles, data.y, data.rows, tok, project.max_length)
-    folds = make_folds(data.y, project.n_splits, project.cv_shuffle, training.seed)
+    data = project.data.load(project.run.n_splits)
+    tok = load_tokenizer(project.model.model_name_or_path)
+    ds = training_dataset(data.titles, data.y, data.rows, tok, project.model.max_length)
+    folds = make_folds(data.y, project.run.n_splits, project.run.cv_shuffle, training.seed)
     return project, training, data, tok, ds, folds
 
 
@@ -58,10 +57,10 @@ def worker_variant(csv: str, fold: int, flags: list[str]) -> dict:
         project, training, data, tok, ds, folds = _setup(csv, flags, tmp)
         train, test = folds[fold]
         start = time.perf_counter()
-        model = fresh_model(project.model_name_or_path, data.labels, training.seed + fold, project.head_init,
-                            project.probe_c, ds.select(train), data.y[train], tok)
-        run = FoldRun(model, run_args(training, Path(tmp), project.precision), ds.select(train), tok,
-                      data.y[train], project.pos_weight)
+        model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + fold, project.model.head_init,
+                            project.model.probe_c, ds.select(train), data.y[train], tok)
+        run = FoldRun(model, run_args(training, Path(tmp), project.model.precision), ds.select(train), tok,
+                      data.y[train], project.model.pos_weight)
         run.train()
         seconds = time.perf_counter() - start
         return {"test": _scores(data.y[test], run.scores(ds.select(test))),
@@ -83,11 +82,11 @@ def worker_probes(csv: str, fold: int) -> dict:
     train, test = folds[fold]
     out = {"TF-IDF + LR (baseline)": {"test": _scores(data.y[test], baseline_scores(data.titles, data.y,
                                                                                       [folds[fold]])[test])}}
-    encoder = AutoModel.from_pretrained(resolve_model_path(project.model_name_or_path)).eval()
+    encoder = AutoModel.from_pretrained(resolve_model_path(project.model.model_name_or_path)).eval()
     feats: dict[str, list] = {"mean-pooled": [], "[CLS]": [], "pooler": []}
     with torch.inference_mode():
         for i in range(0, len(data.titles), 256):
-            enc = tok(data.titles[i:i + 256], padding=True, truncation=True, max_length=project.max_length,
+            enc = tok(data.titles[i:i + 256], padding=True, truncation=True, max_length=project.model.max_length,
                       return_tensors="pt")
             o = encoder(**enc)
             mask = enc["attention_mask"].unsqueeze(-1).float()
@@ -99,9 +98,9 @@ def worker_probes(csv: str, fold: int) -> dict:
         if not parts:
             continue
         x = np.concatenate(parts)
-        w, b = fit_probe(x[train], data.y[train], c=project.probe_c, seed=training.seed)
+        w, b = fit_probe(x[train], data.y[train], c=project.model.probe_c, seed=training.seed)
         scores = 1 / (1 + np.exp(-(x[test] @ w.T + b)))
-        out[f"frozen encoder, {name} + LR probe (C={project.probe_c})"] = {"test": _scores(data.y[test], scores)}
+        out[f"frozen encoder, {name} + LR probe (C={project.model.probe_c})"] = {"test": _scores(data.y[test], scores)}
     return out
 
 

@@ -61,7 +61,6 @@ def worker_train(setting: str, csv: str, model: str, warmup: int, steps: int) ->
 
     from jobtitles.config import parse_config
     from jobtitles.tokenization import training_dataset
-    from jobtitles.cv import load_data
     from jobtitles.training import FoldRun, build_model, cpu_threads, load_tokenizer, resolve_precision, run_args
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,25 +68,25 @@ def worker_train(setting: str, csv: str, model: str, warmup: int, steps: int) ->
                                           model, "--max_steps", str(warmup + steps), "--output_dir", tmp,
                                           "--logging_steps", "1000", *SETTINGS[setting]])
         if not torch.cuda.is_available():
-            torch.set_num_threads(cpu_threads(project.cpu_threads, 1))
-        data = load_data(project)
-        tok = load_tokenizer(project.model_name_or_path)
-        ds = training_dataset(data.titles, data.y, data.rows, tok, project.max_length,
-                              pad_to_max_length=project.pad_to_max_length)
+            torch.set_num_threads(cpu_threads(project.model.cpu_threads, 1))
+        data = project.data.load(project.run.n_splits)
+        tok = load_tokenizer(project.model.model_name_or_path)
+        ds = training_dataset(data.titles, data.y, data.rows, tok, project.model.max_length,
+                              pad_to_max_length=project.model.pad_to_max_length)
         stamps: list[float] = []
 
         class Clock(TrainerCallback):
             def on_step_end(self, args, state, control, **kw):
                 stamps.append(time.perf_counter())
 
-        run = FoldRun(build_model(project.model_name_or_path, data.labels, training.seed),
-                      run_args(training, Path(tmp), project.precision), ds, tok, data.y, "none")
+        run = FoldRun(build_model(project.model.model_name_or_path, data.labels, training.seed),
+                      run_args(training, Path(tmp), project.model.precision), ds, tok, data.y, "none")
         run.trainer.add_callback(Clock())
         run.train()
     batch = training.per_device_train_batch_size
     elapsed = stamps[-1] - stamps[warmup - 1]
     return {"titles_per_s": batch * (len(stamps) - warmup) / elapsed, "batch": batch, "peak_mb": peak_memory_mb(),
-            "precision": resolve_precision(project.precision).name if not training.bf16 else "bf16",
+            "precision": resolve_precision(project.model.precision).name if not training.bf16 else "bf16",
             "threads": torch.get_num_threads(), "compile": bool(training.torch_compile)}
 
 

@@ -16,13 +16,13 @@ def write(tmp_path: Path, text: str) -> str:
 
 def test_shipped_configs_parse():
     project, training = parse_config(["--config", str(ROOT / "configs" / "base.yaml")])
-    assert project.model_name_or_path == "embedded"
+    assert project.model.model_name_or_path == "embedded"
     assert training.learning_rate == pytest.approx(2e-4)
     assert training.output_dir == "outputs/base"
     project, training = parse_config(["--config", str(ROOT / "configs" / "distilbert.yaml")])
-    assert project.model_name_or_path == "distilbert-base-uncased"
+    assert project.model.model_name_or_path == "distilbert-base-uncased"
     assert (training.per_device_train_batch_size, training.num_train_epochs, training.learning_rate) == (4, 3, 2e-5)
-    assert project.max_length == 128 and project.n_splits == 5
+    assert project.model.max_length == 128 and project.run.n_splits == 5
 
 
 def test_yaml_sets_defaults_and_cli_overrides(tmp_path):
@@ -30,8 +30,8 @@ def test_yaml_sets_defaults_and_cli_overrides(tmp_path):
     project, training = parse_config(["--config", cfg, "--num_train_epochs", "7"])
     assert training.learning_rate == pytest.approx(5e-5)  # YAML's string '5e-5' converted like the CLI does
     assert training.num_train_epochs == 7
-    assert project.empty_label is None
-    assert project.label_threshold_map() == {"Owner": 0.3}
+    assert project.data.empty_label is None
+    assert project.decision.label_threshold_map() == {"Owner": 0.3}
     assert training.output_dir == "outputs/c"  # from the config file's name
 
 

@@ -61,7 +61,7 @@ def test_config_reads_groups_from_yaml(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("label_groups:\n  - {labels: [Manager, Director], exactly_one: true}\n")
     project, _ = parse_config(["--config", str(cfg), "--output_dir", str(tmp_path / "o")])
-    assert project.label_groups_spec() == [{"labels": ["Manager", "Director"], "exactly_one": True}]
+    assert project.data.label_groups_spec() == [{"labels": ["Manager", "Director"], "exactly_one": True}]
     cfg.write_text("label_groups:\n  - {labels: [Manager], exclusive: true}\n")
     with pytest.raises(UserError, match=r"unknown key\(s\) \['exclusive'\] in a group"):
         parse_config(["--config", str(cfg), "--output_dir", str(tmp_path / "o")])

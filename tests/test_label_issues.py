@@ -89,7 +89,7 @@ def test_conflicts_listed_without_cleanlab(monkeypatch, tmp_path):
     conflicts = {r.row: r.conflict_rows for r in issues.rows if r.kind == li.CONFLICT}
     assert conflicts == {10: [11], 11: [10, 12], 12: [11]}  # V.P./VP agree; C++ is not C
     assert [r.row for r in issues.rows[:3]] == [10, 11, 12] and all(r.quality is None for r in issues.rows)
-    line = li.console_line(issues, tmp_path / "label_issues.csv")
+    line = li.console_line(issues.summary("label_issues.csv"))
     assert "\n" not in line and 'pip install "jobtitles[label-issues]"' in line and "3 rows" in line
     path = li.write_label_issues(tmp_path, issues)
     got = li.read_label_issues(path)

@@ -1,6 +1,6 @@
 """Run configuration: one YAML file sets the defaults, CLI flags override them (the TRL-script pattern).
 
-Every `transformers.TrainingArguments` field and every `ProjectArgs` field below can be set in YAML or on the
+Every `transformers.TrainingArguments` field and every field of `project_args.ProjectArgs` can be set in YAML or on the
 command line; an unknown key is an error that names it and suggests the closest known key.
 """
 
@@ -10,175 +10,14 @@ import argparse
 import difflib
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from jobtitles.decision_rule import DecisionRule
-from jobtitles.decisions import threshold_vector
 from jobtitles.errors import UserError
-
-
-@dataclass
-class ProjectArgs:
-    """Everything that is not a TrainingArguments field. Defaults are the project's recommended settings."""
-
-    # --- data ---
-    train_file: str = field(default="data/job_titles.csv", metadata={"help": "Semicolon CSV: Title;Column 1;..."})
-    text_column: str = field(default="Title", metadata={"help": "Header of the title column."})
-    label_column_prefix: str = field(default="Column", metadata={"help": "Label columns are '<prefix> <N>'."})
-    delimiter: str = field(default=";", metadata={"help": "CSV field delimiter."})
-    encoding: str = field(default="utf-8", metadata={"help": "CSV encoding; a BOM is tolerated."})
-    empty_label: Optional[str] = field(
-        default="Not Required", metadata={"help": "Label for rows with no label; null keeps an all-zero target."}
-    )
-    empty_titles: Literal["drop", "error"] = field(
-        default="drop", metadata={"help": "Rows with an empty title: drop them (reported) or stop."}
-    )
-    merge_label_variants: bool = field(
-        default=False, metadata={"help": "Merge labels that differ only by case/spacing (always reported)."}
-    )
-    max_length: int = field(default=64, metadata={"help": "Tokens per title; longer titles are truncated (reported)."})
-    pad_to_max_length: bool = field(
-        default=False, metadata={"help": "Pad every title to max_length (the classic recipe; slow). Default: "
-                                         "dynamic padding per batch."}
-    )
-    # --- model ---
-    model_name_or_path: str = field(
-        default="embedded", metadata={"help": "'embedded' (offline all-MiniLM-L6-v2), a local folder or a Hub id."}
-    )
-    # --- cross-validation ---
-    n_splits: int = field(default=5, metadata={"help": "Folds of MultilabelStratifiedKFold."})
-    cv_shuffle: bool = field(default=True, metadata={"help": "Shuffle before splitting (seeded by `seed`)."})
-    report_train_metrics: bool = field(
-        default=True, metadata={"help": "Also score each fold model on its own training split."}
-    )
-    # --- decisions ---
-    decision_threshold: float = field(default=0.5, metadata={"help": "Global sigmoid threshold."})
-    label_thresholds: Optional[str] = field(
-        default=None, metadata={"help": "Per-label thresholds, a mapping (YAML) or JSON string {label: value}."}
-    )
-    tune_thresholds: bool = field(
-        default=True, metadata={"help": "Tune per-label thresholds on out-of-fold scores (cross-fitted)."}
-    )
-    tune_min_support: int = field(
-        default=10, metadata={"help": "Labels with fewer positives keep the global threshold."}
-    )
-    label_groups: str = field(
-        default="auto", metadata={"help": "auto: detect exclusive label groups (each Column N its own label family); "
-                                          "none; or a YAML list of {labels: [...], exactly_one: true|false}. "
-                                          "Group decoding is adopted only when it wins cross-fitted."}
-    )
-    at_least_one: bool = field(
-        default=True, metadata={"help": "A title with no score over its threshold gets its top label."}
-    )
-    score_sources: Literal["auto", "transformer"] = field(
-        default="auto", metadata={"help": "auto: each label's score may come from the transformer, the TF-IDF "
-                                          "baseline or their mean, chosen cross-fitted on out-of-fold scores and "
-                                          "adopted only when it raises macro-F1 (needs baseline: true); "
-                                          "transformer: always the transformer."}
-    )
-    # --- head ---
-    head_init: Literal["linear_probe", "random"] = field(
-        default="linear_probe", metadata={"help": "linear_probe: fit the classification head on frozen encoder "
-                                                  "features (logistic regression) before fine-tuning (LP-FT); "
-                                                  "random: the architecture's random head."}
-    )
-    probe_c: float = field(default=1.0, metadata={"help": "Inverse L2 strength of the linear probe."})
-    # --- loss ---
-    pos_weight: Literal["none", "sqrt_inverse_frequency", "inverse_frequency"] = field(
-        default="none", metadata={"help": "Positive-class weights of BCE, from each fold's training split."}
-    )
-    group_loss: Literal["bce", "softmax"] = field(
-        default="bce", metadata={"help": "bce: an independent sigmoid per label; softmax: cross-entropy within each "
-                                         "exclusive label group (see label_groups), sigmoids for the other labels, "
-                                         "and group scores that sum to one (TitleClassifier, predict.py, serve, "
-                                         "Spark; transformers' pipeline still shows sigmoids)."}
-    )
-    # --- training budget ---
-    min_train_steps: int = field(
-        default=200, metadata={"help": "At least this many optimizer steps per model: small data sets get more "
-                                       "epochs than num_train_epochs (0: epochs as configured; max_steps wins)."}
-    )
-    # --- run ---
-    baseline: bool = field(default=True, metadata={"help": "Run the TF-IDF + logistic regression baseline."})
-    label_issues: bool = field(
-        default=True, metadata={"help": "After CV, list the rows whose labels are probably wrong in label_issues.csv "
-                                        "(cleanlab ranking with the label-issues extra; conflicting duplicates "
-                                        "always) and add a report section."}
-    )
-    final_model: bool = field(default=True, metadata={"help": "Train and save the final model on all rows."})
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
-        default="auto", metadata={"help": "auto: bf16 autocast where the hardware computes bf16 natively (recent GPUs; "
-                                          "CPUs with AVX512-BF16 or AMX), else fp32; fp32/bf16/fp16 force it."}
-    )
-    overwrite: bool = field(
-        default=False, metadata={"help": "Start over even if the run folder holds a run with other inputs."}
-    )
-    cpu_threads: int = field(
-        default=0, metadata={"help": "Torch threads per process when training on CPU; 0 = the cores this process "
-                                     "may use divided by the processes on this machine (`accelerate launch` "
-                                     "alone would set 1)."}
-    )
-    max_train_rows: Optional[int] = field(default=None, metadata={"help": "Use only the first N rows (debugging)."})
-
-    def __post_init__(self) -> None:
-        if self.n_splits < 2:
-            raise UserError(f"n_splits must be at least 2, found {self.n_splits}")
-        if not 0.0 < self.decision_threshold < 1.0:  # also false for nan
-            raise UserError(f"decision_threshold must be between 0 and 1, found {self.decision_threshold}")
-        if self.cpu_threads < 0:
-            raise UserError(f"cpu_threads must be 0 (auto) or a positive number of threads, found {self.cpu_threads}")
-        if not (math.isfinite(self.probe_c) and self.probe_c > 0):
-            raise UserError(f"probe_c must be a number greater than 0, found {self.probe_c}")
-        if self.max_length < 4:
-            raise UserError(f"max_length must be at least 4 tokens, found {self.max_length}")
-        if len(self.delimiter) != 1 or self.delimiter in "\"\r\n":
-            raise UserError(f"delimiter must be one character other than a quote or line break, found "
-                            f"{self.delimiter!r}; e.g. ';' or ','")
-        if self.max_train_rows is not None and self.max_train_rows < 1:
-            raise UserError(f"max_train_rows must be a positive number of rows (or unset), found {self.max_train_rows}")
-        if self.min_train_steps < 0:
-            raise UserError(f"min_train_steps must be 0 or more, found {self.min_train_steps}")
-        if self.tune_min_support < 0:
-            raise UserError(f"tune_min_support must be 0 or more positives, found {self.tune_min_support}")
-        if isinstance(self.empty_label, str) and self.empty_label.strip().lower() in ("", "none", "null"):
-            self.empty_label = None
-        self.label_threshold_map()  # validate early
-        self.label_groups_spec()
-
-    def label_groups_spec(self):
-        from jobtitles.label_groups import parse_groups_setting
-
-        return parse_groups_setting(self.label_groups)
-
-    def label_threshold_map(self) -> dict[str, float]:
-        if not self.label_thresholds:
-            return {}
-        try:
-            parsed = yaml.safe_load(self.label_thresholds)
-        except yaml.YAMLError as err:
-            raise UserError(f"label_thresholds: expected a mapping {{label: threshold}}, found {self.label_thresholds!r}") from err
-        if not isinstance(parsed, dict):
-            raise UserError(f"label_thresholds: expected a mapping {{label: threshold}}, found {self.label_thresholds!r}")
-        out: dict[str, float] = {}
-        for label, value in parsed.items():
-            try:
-                out[str(label)] = float(value)
-            except (TypeError, ValueError) as err:
-                raise UserError(f"label_thresholds: threshold of {label!r} must be a number, found {value!r}") from err
-            if not 0.0 < out[str(label)] < 1.0:
-                raise UserError(f"label_thresholds: threshold of {label!r} must be between 0 and 1, found {value!r}")
-        return out
-
-    def configured_rule(self, labels: list[str]) -> DecisionRule:
-        """The rule as configured (before any tuning or group decoding), for these labels."""
-        thresholds = threshold_vector(labels, self.decision_threshold, self.label_threshold_map())
-        exclusive = self.empty_label if self.empty_label in labels else None
-        return DecisionRule(tuple(labels), tuple(float(t) for t in thresholds), self.at_least_one, exclusive)
+from jobtitles.project_args import PARTS, ProjectArgs
 
 
 # Project defaults for TrainingArguments (fast settings for short titles; see docs/benchmarks.md).
@@ -204,7 +43,7 @@ class _Parser(HfArgumentParser):
 
 
 def build_parser() -> _Parser:
-    parser = _Parser((ProjectArgs, TrainingArguments), allow_abbrev=False)
+    parser = _Parser((*PARTS, TrainingArguments), allow_abbrev=False)
     parser.add_argument("--config", default=None, help="YAML file with default values for any flag.")
     return parser
 
@@ -268,13 +107,13 @@ def parse_config(argv: list[str] | None = None) -> tuple[ProjectArgs, TrainingAr
         defaults["output_dir"] = "outputs/run"
     parser.set_defaults(**defaults)
     try:
-        project, training = parser.parse_args_into_dataclasses(args=argv)[:2]
+        *parts, training = parser.parse_args_into_dataclasses(args=argv)[:len(PARTS) + 1]
     except ValueError as err:  # unknown flags, or TrainingArguments.__post_init__ checks (e.g. bf16 on CPU)
         if "not used by the HfArgumentParser" in str(err):
             raise UserError(f"command line: unknown arguments {str(err).split(': ', 1)[-1]}; see --help") from err
         raise UserError(f"invalid training settings: {err}") from err
     validate_training(training)
-    return project, training
+    return ProjectArgs(*parts), training
 
 
 # TrainingArguments settings that cannot work in this pipeline: folds are scored once, after training, on

@@ -18,9 +18,9 @@ from accelerate.utils import broadcast_object_list
 from transformers import TrainingArguments
 
 from jobtitles import run_files
-from jobtitles.config import ProjectArgs
+from jobtitles.project_args import ProjectArgs
 from jobtitles.cv_summary import FoldOutput, summarize
-from jobtitles.data import LabeledData, load_labeled_csv
+from jobtitles.data import LabeledData
 from jobtitles.errors import UserError
 from jobtitles.folds import make_folds
 from jobtitles.hub import check_hub_settings, push
@@ -36,34 +36,25 @@ from jobtitles.training import (FoldRun, Precision, check_max_length, cpu_thread
                                 resolve_precision, run_args)
 
 
-def load_data(project: ProjectArgs) -> LabeledData:
-    return load_labeled_csv(
-        project.train_file, text_column=project.text_column, label_prefix=project.label_column_prefix,
-        delimiter=project.delimiter, encoding=project.encoding, empty_label=project.empty_label,
-        empty_titles=project.empty_titles, merge_label_variants=project.merge_label_variants,
-        n_splits=project.n_splits, max_rows=project.max_train_rows, label_groups=project.label_groups_spec(),
-    )
-
-
 def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
     """Check every setting and the output folder, take the folder's lock, then run (or resume) the job."""
     check_hub_settings(training)  # before hours of training, not after
     state = PartialState()
     run_dir = Path(training.output_dir)
     state.on_main_process(check_output_dir)(run_dir)  # only the main process writes in the run folder
-    check_max_length(project.model_name_or_path, project.max_length)
-    precision = resolve_precision(project.precision)  # an impossible precision stops here, before any data is read
+    check_max_length(project.model.model_name_or_path, project.model.max_length)
+    precision = resolve_precision(project.model.precision)  # an impossible precision stops here, before any data is read
     with RunLock(run_dir) if state.is_main_process else contextlib.nullcontext():
         return _run(project, training, run_dir, state, precision)
 
 
 def check_data(data: LabeledData, project: ProjectArgs) -> None:
     """Checks that need the labels or the row count: before any fold trains, not after."""
-    if len(data) < project.n_splits:
-        raise UserError(f"{project.train_file}: {len(data)} usable rows, fewer than n_splits={project.n_splits}; "
+    if len(data) < project.run.n_splits:
+        raise UserError(f"{project.data.train_file}: {len(data)} usable rows, fewer than n_splits={project.run.n_splits}; "
                         f"add rows or lower n_splits (at least 2)")
     project.configured_rule(data.labels)  # label_thresholds must name the file's labels
-    if project.group_loss == "softmax" and not data.groups:
+    if project.model.group_loss == "softmax" and not data.groups:
         logger.warning("group_loss: softmax, but the labels have no exclusive groups (label_groups); every label "
                        "trains with its own sigmoid")
 
@@ -72,16 +63,16 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
          precision: Precision) -> Path:
     start = time.perf_counter()
     set_up_process(project, state, precision)
-    data = load_data(project)
+    data = project.data.load(project.run.n_splits)
     check_data(data, project)
     state.on_main_process(begin_run_folder)(run_dir, project, training, data, precision)
     finished = broadcast(state.on_main_process(is_finished)(run_dir), state)
     if finished:
         return finished_run(run_dir, training, state)
 
-    tokenizer = load_tokenizer(project.model_name_or_path)
-    ds = training_dataset(data.titles, data.y, data.rows, tokenizer, project.max_length, project.pad_to_max_length)
-    folds = make_folds(data.y, project.n_splits, project.cv_shuffle, training.seed)
+    tokenizer = load_tokenizer(project.model.model_name_or_path)
+    ds = training_dataset(data.titles, data.y, data.rows, tokenizer, project.model.max_length, project.model.pad_to_max_length)
+    folds = make_folds(data.y, project.run.n_splits, project.run.cv_shuffle, training.seed)
     state.on_main_process(write_folds)(run_dir, folds, data)
     outputs = [run_fold(k, train, test, len(folds), ds, tokenizer, data, project, training, run_dir, state)
                for k, (train, test) in enumerate(folds)]
@@ -90,7 +81,7 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
     result = state.on_main_process(summarize)(data, folds, outputs, project, training, cv_seconds,
                                               dataclasses.asdict(precision))
     result = broadcast(result, state)  # every process trains the final model with the same decision rule
-    if project.final_model:
+    if project.run.final_model:
         from jobtitles.final import train_final
 
         result = train_final(project, training, data, ds, tokenizer, result, run_dir, state)
@@ -103,10 +94,12 @@ def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: Pro
     """Write the run's files once, marked complete (a rerun of the same command then changes nothing)."""
     from jobtitles.plots import write_plots
 
-    issues = run_files.label_issues_summary(run_dir, data, result) if project.label_issues else None
-    result = dataclasses.replace(result, label_issues=issues, plots=write_plots(run_dir, result), complete=True,
+    from jobtitles.label_issues import FILENAME
+
+    issues = run_files.label_issues(run_dir, data, result) if project.run.label_issues else None
+    result = dataclasses.replace(result, label_issues=issues.summary(FILENAME) if issues else None, plots=write_plots(run_dir, result), complete=True,
                                  timing=dataclasses.replace(result.timing, total_seconds=seconds))
-    run_files.write_run_files(run_dir, data, result)
+    run_files.write_run_files(run_dir, data, result, issues)
     run_files.print_summary(result, run_dir)
 
 
@@ -115,7 +108,7 @@ def set_up_process(project: ProjectArgs, state: PartialState, precision: Precisi
         logger.setLevel(logging.WARNING)  # one copy of the progress messages
     if not torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes))
-        torch.set_num_threads(cpu_threads(project.cpu_threads, local))
+        torch.set_num_threads(cpu_threads(project.model.cpu_threads, local))
     logger.info(f"{state.num_processes} process{'es' if state.num_processes > 1 else ''} on {state.device}"
                 + ("" if torch.cuda.is_available() else f", {torch.get_num_threads()} threads each")
                 + f"; training in {precision.name} ({precision.reason})")
@@ -125,10 +118,10 @@ def begin_run_folder(run_dir: Path, project: ProjectArgs, training: TrainingArgu
                      precision: Precision) -> None:
     """Record the run's inputs (or find an earlier run with the same inputs to resume) and the dropped rows."""
     config = resolved_config(project, training)
-    info = {"fingerprint": fingerprint(config, Path(project.train_file)), "config": config,
-            "versions": package_versions(), "git_commit": git_commit(), "train_file": str(project.train_file),
+    info = {"fingerprint": fingerprint(config, Path(project.data.train_file)), "config": config,
+            "versions": package_versions(), "git_commit": git_commit(), "train_file": str(project.data.train_file),
             "precision": dataclasses.asdict(precision)}
-    if prepare_run_dir(run_dir, info, project.overwrite):
+    if prepare_run_dir(run_dir, info, project.run.overwrite):
         if is_finished(run_dir):
             return
         logger.info(f"{run_dir} holds an earlier run with the same inputs: resuming it")
@@ -157,16 +150,16 @@ def run_fold(k: int, train: np.ndarray, test: np.ndarray, n_folds: int, ds, toke
 
 def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
                project: ProjectArgs, training: TrainingArguments, run_dir: Path) -> FoldOutput:
-    args = run_args(training, run_dir / "folds" / f"fold_{k}", project.precision, len(train), project.min_train_steps)
+    args = run_args(training, run_dir / "folds" / f"fold_{k}", project.model.precision, len(train), project.model.min_train_steps)
     train_ds = ds.select(train)
-    model = fresh_model(project.model_name_or_path, data.labels, training.seed + k, project.head_init,
-                        project.probe_c, train_ds, data.y[train], tokenizer)
-    fold = FoldRun(model, args, train_ds, tokenizer, data.y[train], project.pos_weight,
-                   softmax_groups(project.group_loss, data.groups, data.labels))
+    model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + k, project.model.head_init,
+                        project.model.probe_c, train_ds, data.y[train], tokenizer)
+    fold = FoldRun(model, args, train_ds, tokenizer, data.y[train], project.model.pos_weight,
+                   softmax_groups(project.model.group_loss, data.groups, data.labels))
     fold.train()
     test_scores = fold.scores(ds.select(test))
     train_metrics = None
-    if project.report_train_metrics:
+    if project.run.report_train_metrics:
         train_pred = project.configured_rule(data.labels).decide(fold.scores(train_ds))
         train_metrics = multilabel_metrics(data.y[train], train_pred)
     return FoldOutput(test_scores, train_metrics, fold.train_seconds, fold.loss_history())

@@ -12,7 +12,7 @@ from accelerate import PartialState
 from transformers import TrainingArguments
 
 from jobtitles.baseline import fit_baseline
-from jobtitles.config import ProjectArgs
+from jobtitles.project_args import ProjectArgs
 from jobtitles.data import LabeledData
 from jobtitles.hub import push
 from jobtitles.io_utils import disk_errors, read_json, replace_dir, write_json
@@ -39,11 +39,11 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         result = with_final_record(result, run_dir)
     else:
         logger.info(f"final model: training on all {len(data)} titles")
-        args = run_args(training, run_dir / "final_trainer", project.precision, len(data), project.min_train_steps)
-        model = fresh_model(project.model_name_or_path, data.labels, training.seed + project.n_splits,
-                            project.head_init, project.probe_c, ds, data.y, tokenizer)
-        trained_softmax = softmax_groups(project.group_loss, data.groups, data.labels)
-        final = FoldRun(model, args, ds, tokenizer, data.y, project.pos_weight, trained_softmax)
+        args = run_args(training, run_dir / "final_trainer", project.model.precision, len(data), project.model.min_train_steps)
+        model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + project.run.n_splits,
+                            project.model.head_init, project.model.probe_c, ds, data.y, tokenizer)
+        trained_softmax = softmax_groups(project.model.group_loss, data.groups, data.labels)
+        final = FoldRun(model, args, ds, tokenizer, data.y, project.model.pos_weight, trained_softmax)
         final.train()
         baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
         result = dataclasses.replace(

@@ -20,6 +20,7 @@ import numpy as np
 
 from jobtitles.io_utils import write_text
 from jobtitles.labels import join_labels, split_labels
+from jobtitles.run_result import LabelIssuesSummary
 from jobtitles.spreadsheet import escape_cell, read_rows, unescape_cell
 
 FILENAME = "label_issues.csv"
@@ -71,11 +72,11 @@ class LabelIssues:
     def n_conflict_titles(self) -> int:
         return len({fold_title(r.title) for r in self.rows if r.conflict_rows})
 
-    def summary(self) -> dict:
-        """The figures a results JSON may keep (counts only; the rows live in label_issues.csv)."""
-        return {"ranked": self.ranked, "note": self.note, "n_rows": len(self.rows), "n_flagged": self.n_flagged,
-                "n_model_flagged": self.n_model_flagged, "n_conflict_rows": self.n_conflict_rows,
-                "n_conflict_titles": self.n_conflict_titles}
+    def summary(self, file: str) -> LabelIssuesSummary:
+        """The figures the run's result keeps (counts only; the rows live in `file`)."""
+        return LabelIssuesSummary(ranked=self.ranked, note=self.note, n_rows=len(self.rows), n_flagged=self.n_flagged,
+                                  n_model_flagged=self.n_model_flagged, n_conflict_rows=self.n_conflict_rows,
+                                  n_conflict_titles=self.n_conflict_titles, file=file)
 
 
 def fold_title(title: str) -> str:
@@ -264,13 +265,13 @@ def report_section(issues: LabelIssues, top: int = 20) -> str:
     return "\n".join(lines) + "\n"
 
 
-def console_line(issues: LabelIssues, path: Path) -> str:
+def console_line(issues: LabelIssuesSummary) -> str:
     """One line for the console summary (with the install hint when the ranking is off)."""
     if issues.ranked:
         text = (f"label issues: {issues.n_flagged} rows flagged ({issues.n_conflict_rows} in conflicting duplicates), "
-                f"worst first in {path}")
+                f"worst first in {issues.file}")
     else:
-        text = f"label issues: {issues.n_conflict_rows} rows in conflicting duplicates, listed in {path}"
+        text = f"label issues: {issues.n_conflict_rows} rows in conflicting duplicates, listed in {issues.file}"
     if issues.note:
         text += f"; {issues.note}"
     return text

@@ -9,7 +9,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import TrainingArguments
 
-from jobtitles.config import ProjectArgs
+from jobtitles.project_args import ProjectArgs
 from jobtitles.embedded import base_model_id
 from jobtitles.report import (final_text, fold_table, label_table, metric_table, missing_text, rare_labels_text,
                               sources_text, threshold_text)
@@ -51,8 +51,8 @@ def non_default_settings(project: ProjectArgs, training: TrainingArguments) -> d
     defaults = _field_defaults(TrainingArguments)
     out = {k: v for k, v in training.to_dict().items()
            if k not in HIDDEN and not k.startswith("_") and "token" not in k and _differs(v, defaults.get(k))}
-    project_defaults = _field_defaults(ProjectArgs)
-    out.update({k: v for k, v in dataclasses.asdict(project).items()
+    project_defaults = ProjectArgs().as_dict()
+    out.update({k: v for k, v in project.as_dict().items()
                 if k not in HIDDEN and _differs(v, project_defaults.get(k))})
     return dict(sorted(out.items()))
 
@@ -67,7 +67,7 @@ def eval_results(r: RunResult) -> list[EvalResult]:
 
 
 def make_card(r: RunResult, project: ProjectArgs, training: TrainingArguments) -> ModelCard:
-    base = base_model_id(project.model_name_or_path)
+    base = base_model_id(project.model.model_name_or_path)
     data = ModelCardData(
         library_name="transformers", pipeline_tag="text-classification", license="mit",
         base_model=base if "/" in base and not Path(base).exists() else None,
@@ -75,7 +75,7 @@ def make_card(r: RunResult, project: ProjectArgs, training: TrainingArguments) -
         model_name=training.hub_model_id or "job-title-classifier",
         eval_results=eval_results(r),
     )
-    used = {"precision": r.precision.get("name", project.precision), "group_loss": r.group_loss}
+    used = {"precision": r.precision.get("name", project.model.precision), "group_loss": r.group_loss}
     return ModelCard.from_template(
         data, template_path=str(TEMPLATE),
         model_id=training.hub_model_id or "outputs/<run>/model",
@@ -88,5 +88,5 @@ def make_card(r: RunResult, project: ProjectArgs, training: TrainingArguments) -
         missing_text=missing_text(r), rare_text=rare_labels_text(r), sources_text=sources_text(r),
         threshold_text=threshold_text(r), final_text=final_text(r),
         baseline_name=r.baseline_name, settings=non_default_settings(project, training), used=used,
-        max_length=project.max_length, versions=package_versions(),
+        max_length=project.model.max_length, versions=package_versions(),
     )

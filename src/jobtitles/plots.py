@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jobtitles.candidates import BASELINE, ORDER, TRAIN, fold_key, title  # noqa: E402
+from jobtitles.candidates import BASELINE, ORDER, TRAIN, title  # noqa: E402
 from jobtitles.run_result import RunResult  # noqa: E402
 
 
@@ -56,12 +56,12 @@ def write_plots(run_dir: Path, r: RunResult) -> dict[str, str]:
 
     # every row the report compares, fold by fold: each candidate rule and the baseline
     fig, (ax_f1, ax_exact) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
-    folds = [f["fold"] + 1 for f in r.folds]
-    for variant in (v for v in ORDER if v != TRAIN and fold_key(v) in r.folds[0]):
+    folds = [f.fold + 1 for f in r.folds]
+    for variant in (v for v in ORDER if v != TRAIN and v in r.folds[0].metrics):
         style = {"linewidth": 2.5} if variant == r.shipped_variant else {"linewidth": 1, "alpha": 0.8}
         name = title(variant) + (" (shipped)" if variant == r.shipped_variant else "")
-        ax_f1.plot(folds, [f[fold_key(variant)]["micro_f1"] for f in r.folds], marker="o", label=name, **style)
-        ax_exact.plot(folds, [f[fold_key(variant)]["subset_accuracy"] for f in r.folds], marker="s", **style)
+        ax_f1.plot(folds, [f.metrics[variant]["micro_f1"] for f in r.folds], marker="o", label=name, **style)
+        ax_exact.plot(folds, [f.metrics[variant]["subset_accuracy"] for f in r.folds], marker="s", **style)
     ax_f1.set(xticks=folds, xlabel="fold", title="micro-F1")
     ax_exact.set(xticks=folds, xlabel="fold", title="subset accuracy")
     fig.legend(loc="lower center", ncol=2, fontsize=7, frameon=False)
@@ -71,9 +71,8 @@ def write_plots(run_dir: Path, r: RunResult) -> dict[str, str]:
 
     fig, ax = plt.subplots(figsize=(8, 4))
     for f in r.folds:
-        hist = f.get("loss_history") or []
-        if hist:
-            ax.plot([h["step"] for h in hist], [h["loss"] for h in hist], label=f"fold {f['fold'] + 1}")
+        if f.loss_history:
+            ax.plot([h["step"] for h in f.loss_history], [h["loss"] for h in f.loss_history], label=f"fold {f.fold + 1}")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
     if ax.lines:

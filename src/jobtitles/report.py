@@ -9,6 +9,7 @@ from jobtitles.candidates import BASELINE, CONFIGURED, ORDER, TRAIN, fold_key, s
 from jobtitles.metrics import METRICS
 
 if TYPE_CHECKING:
+    from jobtitles.label_issues import LabelIssues
     from jobtitles.run_result import RunResult
 
 LOWER_IS_BETTER = {"hamming_loss"}
@@ -46,12 +47,13 @@ def label_table(r: "RunResult") -> str:
 
 
 def fold_table(r: "RunResult") -> str:
-    keys = [fold_key(v) for v in ORDER if v != TRAIN and fold_key(v) in r.folds[0]]
-    head = "| fold | train rows | test rows | " + " | ".join(f"{k} micro-F1 | {k} subset acc." for k in keys) + " |"
-    lines = [head, "|---|---|---|" + "---|---|" * len(keys)]
+    rows = [v for v in ORDER if v != TRAIN and v in r.folds[0].metrics]
+    head = ("| fold | train rows | test rows | "
+            + " | ".join(f"{fold_key(v)} micro-F1 | {fold_key(v)} subset acc." for v in rows) + " |")
+    lines = [head, "|---|---|---|" + "---|---|" * len(rows)]
     for f in r.folds:
-        cells = " | ".join(f"{f[k]['micro_f1']:.4f} | {f[k]['subset_accuracy']:.4f}" for k in keys)
-        lines.append(f"| {f['fold']} | {f['n_train']} | {f['n_test']} | {cells} |")
+        cells = " | ".join(f"{f.metrics[v]['micro_f1']:.4f} | {f.metrics[v]['subset_accuracy']:.4f}" for v in rows)
+        lines.append(f"| {f.fold} | {f.n_train} | {f.n_test} | {cells} |")
     return "\n".join(lines)
 
 
@@ -149,12 +151,16 @@ def final_text(r: "RunResult") -> str:
             f"least {check.expected_min_micro_f1:.4f}).")
 
 
-def _label_issues_text(r: "RunResult") -> str:
-    section = (r.label_issues or {}).get("report_section")
-    return f"\n{section}" if section else ""
+def _label_issues_text(issues: "LabelIssues | None") -> str:
+    if issues is None:
+        return ""
+    from jobtitles.label_issues import report_section
+
+    return f"\n{report_section(issues)}"
 
 
-def render_report(r: "RunResult") -> str:
+def render_report(r: "RunResult", issues: "LabelIssues | None" = None) -> str:
+    """report.md; `issues`: the label-issue finder's rows, when it ran (its top rows get a section)."""
     plots = r.plots
     pics = "\n".join(f"![{name}]({path})" for name, path in plots.items())
     base = f"\nBaseline: {r.baseline_name}, same folds.\n" if r.baseline_name else ""
@@ -200,7 +206,7 @@ pos_weight={d.pos_weight}; head initialised by {r.head_init}; loss {r.group_loss
 {pics}
 
 Every row's out-of-fold prediction is in `oof_predictions.csv` (`correct` = 0 marks the mistakes).
-{_label_issues_text(r)}
+{_label_issues_text(issues)}
 """
 
 

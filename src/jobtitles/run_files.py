@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from jobtitles.labels import join_labels
 from jobtitles.report import console_table, render_report
 from jobtitles.run_result import RunResult
 from jobtitles.spreadsheet import escape_cell
+
+if TYPE_CHECKING:
+    from jobtitles.label_issues import LabelIssues
 
 
 def _csv_text(header: list[str], rows) -> str:
@@ -41,32 +45,32 @@ def oof_rows(data: LabeledData, scores: np.ndarray, pred: np.ndarray):
                *[f"{s:.4f}" for s in scores[i]]]
 
 
-def write_run_files(run_dir: Path, data: LabeledData, result: RunResult) -> None:
+def write_run_files(run_dir: Path, data: LabeledData, result: RunResult, issues: LabelIssues | None) -> None:
     """What the run leaves besides folds/, model/, plots/ and label_issues.csv, written once at its end from
     the finished result: oof_predictions.csv, cv_results.json (complete: a rerun changes nothing), report.md."""
     scores, pred = result.oof_scores, result.oof_predictions
     header = ["row", "title", "gold", "predicted", "correct", *[f"score:{lab}" for lab in data.labels]]
     write_text(run_dir / "oof_predictions.csv", _csv_text(header, oof_rows(data, scores, pred)))
-    write_text(run_dir / "report.md", render_report(result))
+    write_text(run_dir / "report.md", render_report(result, issues))
     # last: complete=true makes a rerun do nothing, so a run killed before this line must redo the files above
     write_json(run_dir / "cv_results.json", result.to_json())
 
 
-def label_issues_summary(run_dir: Path, data: LabeledData, result: RunResult) -> dict:
-    """Write label_issues.csv; its counts, report section and console line for the result. Suggestions are the
-    shipped decision rule's cross-fitted out-of-fold decisions (the same sets as oof_predictions.csv)."""
-    from jobtitles.label_issues import console_line, find_label_issues, report_section, write_label_issues
+def label_issues(run_dir: Path, data: LabeledData, result: RunResult) -> LabelIssues:
+    """Write label_issues.csv. Suggestions are the shipped decision rule's cross-fitted out-of-fold decisions
+    (the same sets as oof_predictions.csv)."""
+    from jobtitles.label_issues import find_label_issues, write_label_issues
 
     issues = find_label_issues(data.titles, data.rows, data.y, data.labels, result.oof_scores,
                                result.oof_predictions)
-    path = write_label_issues(run_dir, issues)
-    # the file's name, not its path: the same inputs give the same cv_results.json in any run folder
-    return {**issues.summary(), "file": path.name, "console": console_line(issues, Path(path.name)),
-            "report_section": report_section(issues)}
+    write_label_issues(run_dir, issues)
+    return issues
 
 
 def print_summary(result: RunResult, run_dir: Path) -> None:
     print(console_table(result))
     if result.label_issues:
-        print(result.label_issues["console"])
+        from jobtitles.label_issues import console_line
+
+        print(console_line(result.label_issues))
     print(f"\nrun folder: {run_dir}  (report.md, cv_results.json, oof_predictions.csv, model/)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.metadata
 import json
 import os
@@ -11,13 +10,16 @@ import platform
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainingArguments
 
 from jobtitles.errors import UserError
 from jobtitles.log import logger
 from jobtitles.io_utils import disk_errors, is_temporary, read_json, remove_temporaries, sha256_file, write_json
+
+if TYPE_CHECKING:
+    from jobtitles.project_args import ProjectArgs
 
 RUN_INFO = "run_info.json"
 LOCK_NAME = ".jobtitles.lock"
@@ -54,9 +56,9 @@ def git_commit() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
-def resolved_config(project: Any, training: TrainingArguments) -> dict[str, Any]:
+def resolved_config(project: "ProjectArgs", training: TrainingArguments) -> dict[str, Any]:
     train = {k: v for k, v in training.to_dict().items() if not k.startswith("_")}
-    return {"project": dataclasses.asdict(project), "training": train}
+    return {"project": project.as_dict(), "training": train}
 
 
 def fingerprint(config: dict[str, Any], csv_path: Path) -> dict[str, Any]:

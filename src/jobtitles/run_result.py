@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from jobtitles.candidates import ORDER, fold_key
 from jobtitles.decision_rule import DecisionRule
 from jobtitles.label_groups import LabelGroup
 from jobtitles.scoring import Scoring, source_list
@@ -80,6 +81,51 @@ class FitCheck:
 
 
 @dataclass(frozen=True)
+class FoldRecord:
+    """One fold of the run: its sizes, its training record, and each report row's figures on its test split."""
+
+    fold: int
+    n_train: int
+    n_test: int
+    train_metrics: Metrics | None  # the fold model on its own training split (report_train_metrics)
+    train_seconds: float
+    loss_history: list[dict[str, Any]]
+    thresholds: dict[str, dict[str, float]]  # candidate base ("tuned", "shrunk") -> label -> threshold
+    metrics: dict[str, Metrics]  # report row (candidates.ORDER: "model_tuned_groups", "baseline") -> figures
+
+    def to_json(self) -> dict[str, Any]:
+        """The fold's record in cv_results.json: one flat mapping ("test_tuned_groups", "thresholds_tuned")."""
+        out: dict[str, Any] = {"fold": self.fold, "n_train": self.n_train, "n_test": self.n_test,
+                               "train": self.train_metrics, "train_seconds": self.train_seconds,
+                               "loss_history": self.loss_history}
+        out.update({f"thresholds_{base}": t for base, t in self.thresholds.items()})
+        out.update({fold_key(variant): m for variant, m in self.metrics.items()})
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "FoldRecord":
+        variants = {fold_key(v): v for v in ORDER}
+        return cls(fold=d["fold"], n_train=d["n_train"], n_test=d["n_test"], train_metrics=d.get("train"),
+                   train_seconds=d["train_seconds"], loss_history=d.get("loss_history") or [],
+                   thresholds={k.removeprefix("thresholds_"): v for k, v in d.items() if k.startswith("thresholds_")},
+                   metrics={variants[k]: v for k, v in d.items() if k in variants})
+
+
+@dataclass(frozen=True)
+class LabelIssuesSummary:
+    """The counts of the label-issue finder (the rows themselves are in label_issues.csv, `file`)."""
+
+    ranked: bool  # cleanlab's ranking ran
+    note: str | None  # one line when the ranking is off or was skipped, and why
+    n_rows: int
+    n_flagged: int
+    n_model_flagged: int
+    n_conflict_rows: int
+    n_conflict_titles: int
+    file: str  # its name in the run folder, not a path: the same inputs give the same cv_results.json anywhere
+
+
+@dataclass(frozen=True)
 class RunResult:
     labels: list[str]
     label_support: dict[str, int]
@@ -101,11 +147,11 @@ class RunResult:
     summary: dict[str, MeanStd]  # variant ("model", "model_tuned", ..., "baseline", "model_train") -> figures
     per_label: dict[str, dict[str, dict[str, float]]]  # variant -> label -> precision/recall/f1/support
     missing_labels: dict[str, list[int]]  # label -> test folds without a positive row
-    folds: list[dict[str, Any]]  # per fold: sizes, seconds, loss history, metrics per variant, thresholds
+    folds: list[FoldRecord]
     baseline_name: str | None
     timing: Timing
     plots: dict[str, str] = field(default_factory=dict)
-    label_issues: dict[str, Any] | None = None
+    label_issues: LabelIssuesSummary | None = None
     final_fit_check: FitCheck | None = None
     final_loss_history: list[dict[str, Any]] | None = None
     complete: bool = False  # set when the run finished: a rerun of the same command then changes nothing
@@ -132,7 +178,9 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         skip = {f.name for f in dataclasses.fields(self) if f.metadata.get("json") is False}
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in skip}
+        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in skip}
+        out["folds"] = [f.to_json() for f in self.folds]
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "RunResult":
@@ -146,6 +194,10 @@ class RunResult:
         values["timing"] = Timing(**d["timing"])
         if d.get("score_sources"):
             values["score_sources"] = SourcesSummary(**d["score_sources"])
+        values["folds"] = [FoldRecord.from_json(f) for f in d["folds"]]
+        if d.get("label_issues"):  # runs made before the summary was typed also kept its rendered text
+            names = {f.name for f in dataclasses.fields(LabelIssuesSummary)}
+            values["label_issues"] = LabelIssuesSummary(**{k: v for k, v in d["label_issues"].items() if k in names})
         if d.get("final_fit_check"):
             values["final_fit_check"] = FitCheck(**d["final_fit_check"])
         return cls(**values)
