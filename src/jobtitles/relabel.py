@@ -411,14 +411,10 @@ def relabel(run_dir: Path, accept_file: Path, output: Path | None = None, train_
             result.unchanged.append(row)
         else:
             wanted[row] = labels
-    # More labels than label columns: add `Column N+1`... to the header (the loader reads every such column;
-    # rows without a cell there stay as they are).
-    numbers = [int(re.findall(r"\d+", header[i])[-1]) for i in label_cols]
-    for k in range(max((len(v) for v in wanted.values()), default=0) - len(label_cols)):
-        name = f"{inputs.label_prefix} {max(numbers) + 1 + k}"
-        header_cells = header_cells + [name]
-        label_cols.append(len(header_cells) - 1)
-        result.added_columns.append(name)
+    added = _added_columns(header, label_cols, inputs.label_prefix, max((len(v) for v in wanted.values()), default=0))
+    header_cells = header_cells + added
+    label_cols = label_cols + list(range(len(header_cells) - len(added), len(header_cells)))
+    result.added_columns.extend(added)
 
     parts = {row: raw_text for row, (raw_text, _) in records.items()}
     if result.added_columns:
@@ -427,14 +423,25 @@ def relabel(run_dir: Path, accept_file: Path, output: Path | None = None, train_
         raw_text, cells = records[row]
         parts[row] = _format(_place(cells, label_cols, labels), inputs.delimiter, _ending(raw_text))
         result.changed.append(row)
-    codec = "utf-8-sig" if bom and inputs.encoding.replace("_", "-").lower() in ("utf-8", "utf8") else inputs.encoding
-    try:
-        data = "".join(parts.values()).encode(codec)
-    except UnicodeEncodeError as err:
-        raise UserError(f"a suggested label has characters that {inputs.encoding} cannot hold "
-                        f"({err.object[err.start:err.end]!r}); re-save the training file as UTF-8 and retrain") from err
-    write_bytes(output, data)
+    write_bytes(output, _encoded("".join(parts.values()), inputs.encoding, bom))
     return result
+
+
+def _added_columns(header: list[str], label_cols: list[int], prefix: str, most_labels: int) -> list[str]:
+    """More labels than label columns: `Column N+1`... for the header (the loader reads every such column; rows
+    without a cell there stay as they are)."""
+    last = max(int(re.findall(r"\d+", header[i])[-1]) for i in label_cols)
+    return [f"{prefix} {last + 1 + k}" for k in range(most_labels - len(label_cols))]
+
+
+def _encoded(text: str, encoding: str, bom: bool) -> bytes:
+    """The corrected file in the training file's encoding (its UTF-8 BOM put back)."""
+    codec = "utf-8-sig" if bom and encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding
+    try:
+        return text.encode(codec)
+    except UnicodeEncodeError as err:
+        raise UserError(f"a suggested label has characters that {encoding} cannot hold "
+                        f"({err.object[err.start:err.end]!r}); re-save the training file as UTF-8 and retrain") from err
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
