@@ -7,7 +7,7 @@
 import sys
 
 from jobtitles.cli import predict_main
-from jobtitles.log import quiet_libraries
+from jobtitles.core.log import quiet_libraries
 
 if __name__ == "__main__":
     quiet_libraries()

@@ -6,7 +6,7 @@ text-classification route at POST /) and its docs at /docs.
 
 import sys
 
-from jobtitles.log import quiet_libraries
+from jobtitles.core.log import quiet_libraries
 from jobtitles.serve.cli import serve_main
 
 if __name__ == "__main__":

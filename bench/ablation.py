@@ -29,10 +29,10 @@ METRICS = ("micro_f1", "macro_f1", "subset_accuracy")
 
 
 def _setup(csv: str, flags: list[str], tmp: str):
-    from jobtitles.config import parse_config
-    from jobtitles.tokenization import training_dataset
-    from jobtitles.folds import make_folds
-    from jobtitles.training import load_tokenizer
+    from jobtitles.train.config import parse_config
+    from jobtitles.core.tokenization import training_dataset
+    from jobtitles.train.folds import make_folds
+    from jobtitles.train.training import load_tokenizer
 
     project, training = parse_config(["--config", str(BASE_CONFIG), "--train_file", csv, "--output_dir", tmp, *flags])
     data = project.data.load(project.run.n_splits)
@@ -43,15 +43,15 @@ def _setup(csv: str, flags: list[str], tmp: str):
 
 
 def _scores(y, scores) -> dict:
-    from jobtitles.decisions import decide
-    from jobtitles.metrics import multilabel_metrics
+    from jobtitles.selection.decisions import decide
+    from jobtitles.core.metrics import multilabel_metrics
 
     m = multilabel_metrics(y, decide(scores, 0.5, True))
     return {k: m[k] for k in METRICS}
 
 
 def worker_variant(csv: str, fold: int, flags: list[str]) -> dict:
-    from jobtitles.training import FoldRun, fresh_model, run_args
+    from jobtitles.train.training import FoldRun, fresh_model, run_args
 
     with tempfile.TemporaryDirectory() as tmp:
         project, training, data, tok, ds, folds = _setup(csv, flags, tmp)
@@ -73,9 +73,9 @@ def worker_probes(csv: str, fold: int) -> dict:
     import torch
     from transformers import AutoModel
 
-    from jobtitles.baseline import baseline_scores
-    from jobtitles.embedded import resolve_model_path
-    from jobtitles.head_init import fit_probe
+    from jobtitles.core.baseline import baseline_scores
+    from jobtitles.core.embedded import resolve_model_path
+    from jobtitles.train.head_init import fit_probe
 
     with tempfile.TemporaryDirectory() as tmp:
         project, training, data, tok, ds, folds = _setup(csv, [], tmp)

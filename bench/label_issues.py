@@ -11,7 +11,7 @@
    `python train.py --config configs/base.yaml --train_file <planted> --output_dir <out_dir>/run --final_model false
    --overwrite true` plus `--extra` (e.g. "--n_splits 3 --num_train_epochs 1" for a trial). An existing run
    folder with the same inputs is resumed.
-3. Ranks the run's oof_predictions.csv with jobtitles.label_issues (suggested labels = the run's own
+3. Ranks the run's oof_predictions.csv with jobtitles.reporting.label_issues (suggested labels = the run's own
    cross-fitted decisions, the `predicted` column) and reports precision and recall of the flagged set against
    the planted rows, and precision among the N worst rows (N = number planted). Target: top-N precision >= 0.7.
 4. With `--run_dir`, also prints the top `--top` flagged rows of an existing run of the unmodified file, for a
@@ -82,7 +82,7 @@ def train(planted_csv: Path, run_dir: Path, extra: str) -> float:
 
 
 def rank_run(run_dir: Path):
-    from jobtitles.label_issues import find_label_issues, read_oof_predictions
+    from jobtitles.reporting.label_issues import find_label_issues, read_oof_predictions
 
     titles, rows, y, labels, scores, predicted = read_oof_predictions(run_dir / "oof_predictions.csv")
     start = time.perf_counter()
@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=30)
     args = p.parse_args(argv)
 
-    from jobtitles.data import read_rows
-    from jobtitles.label_issues import write_label_issues
+    from jobtitles.core.data import read_rows
+    from jobtitles.reporting.label_issues import write_label_issues
 
     header, recs = read_rows(args.csv)
     records = [cells for _, cells in recs]

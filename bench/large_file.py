@@ -43,9 +43,9 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--max_length", type=int, default=64)
     args = p.parse_args()
-    from jobtitles.data import load_labeled_csv
-    from jobtitles.tokenization import build_dataset, tokenize_dataset
-    from jobtitles.training import load_tokenizer
+    from jobtitles.core.data import load_labeled_csv
+    from jobtitles.core.tokenization import build_dataset, tokenize_dataset
+    from jobtitles.train.training import load_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "large.csv"

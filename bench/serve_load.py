@@ -152,7 +152,7 @@ def start_server(model: Path, port: int, backend: str, extra: list[str]) -> subp
 
 def in_process(model: Path, titles: list[str], seconds: float, backend: str) -> dict:
     """The ceiling: TitleClassifier in this process, batched (batch 64) and one title per call."""
-    from jobtitles.inference import TitleClassifier
+    from jobtitles.predict.inference import TitleClassifier
 
     clf = TitleClassifier(model, backend=backend, batch_size=64)
     clf.predict(titles[:256])
@@ -197,7 +197,7 @@ def main() -> int:
     p.add_argument("--output", type=Path, help="Write the results as JSON here too.")
     args = p.parse_args()
 
-    from jobtitles.data import load_titles
+    from jobtitles.core.data import load_titles
 
     titles = load_titles(args.titles)[0]
     random.Random(0).shuffle(titles)

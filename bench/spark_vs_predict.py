@@ -155,7 +155,7 @@ def main() -> None:
             run_sampled("predict.py", [sys.executable, "predict.py", "--model", args.model, "--backend", args.backend,
                                        "--input", str(src), "--output", str(py_out)], args.interval, env),
             run_sampled(f"spark_predict {args.master}",
-                        [sys.executable, "-m", "jobtitles.spark_predict", "--model", args.model, "--backend",
+                        [sys.executable, "-m", "jobtitles.predict.spark_predict", "--model", args.model, "--backend",
                          args.backend, "--input", str(src), "--output", str(spark_out), "--master", args.master,
                          "--overwrite"], args.interval, env),
         ]

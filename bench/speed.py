@@ -59,9 +59,9 @@ def worker_train(setting: str, csv: str, model: str, warmup: int, steps: int) ->
 
     import torch
 
-    from jobtitles.config import parse_config
-    from jobtitles.tokenization import training_dataset
-    from jobtitles.training import FoldRun, build_model, cpu_threads, load_tokenizer, resolve_precision, run_args
+    from jobtitles.train.config import parse_config
+    from jobtitles.core.tokenization import training_dataset
+    from jobtitles.train.training import FoldRun, build_model, cpu_threads, load_tokenizer, resolve_precision, run_args
 
     with tempfile.TemporaryDirectory() as tmp:
         project, training = parse_config(["--config", str(BASE_CONFIG), "--train_file", csv, "--model_name_or_path",
@@ -91,9 +91,9 @@ def worker_train(setting: str, csv: str, model: str, warmup: int, steps: int) ->
 
 
 def worker_cv(setting: str, csv: str, model: str, n_splits: int) -> dict:
-    from jobtitles.config import parse_config
-    from jobtitles.io_utils import read_json
-    from jobtitles.cv import cross_validate
+    from jobtitles.train.config import parse_config
+    from jobtitles.core.io_utils import read_json
+    from jobtitles.train.cv import cross_validate
 
     with tempfile.TemporaryDirectory() as tmp:
         argv = ["--config", str(BASE_CONFIG), "--train_file", csv, "--model_name_or_path", model,
@@ -136,9 +136,9 @@ def worker_infer(model_dir: str, csv: str, n_latency: int, batch_size: int) -> d
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from jobtitles.data import load_titles
-    from jobtitles.export import export_onnx
-    from jobtitles.inference import TitleClassifier
+    from jobtitles.core.data import load_titles
+    from jobtitles.predict.export import export_onnx
+    from jobtitles.predict.inference import TitleClassifier
 
     titles = load_titles(csv)[0]
     sample = [titles[i] for i in np.random.default_rng(0).permutation(len(titles))[:n_latency]]
@@ -179,7 +179,7 @@ def _torch_variants(model_dir: str, device: str, sample: list[str], titles: list
     and included in an end-to-end figure)."""
     import torch
 
-    from jobtitles.inference import TitleClassifier
+    from jobtitles.predict.inference import TitleClassifier
 
     out = {}
     bf16 = TitleClassifier(model_dir, batch_size=batch_size, dtype="bfloat16")
@@ -204,7 +204,7 @@ def random_distilbert(folder: Path, labels: list[str]) -> str:
     import torch
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
 
-    from jobtitles.embedded import embedded_model_dir
+    from jobtitles.core.embedded import embedded_model_dir
 
     tok = DistilBertTokenizerFast(vocab_file=str(embedded_model_dir() / "vocab.txt"), do_lower_case=True)
     cfg = DistilBertConfig(num_labels=len(labels), id2label=dict(enumerate(labels)),
@@ -269,13 +269,13 @@ def main() -> None:
     if "infer" in parts:
         model_dir = args.model_dir
         if args.random_distilbert:
-            from jobtitles.data import load_labeled_csv
+            from jobtitles.core.data import load_labeled_csv
 
             model_dir = random_distilbert(Path(tempfile.mkdtemp()), load_labeled_csv(args.csv).labels)
         elif model_dir is None:
             tmp = tempfile.mkdtemp()
-            from jobtitles.config import parse_config
-            from jobtitles.cv import cross_validate
+            from jobtitles.train.config import parse_config
+            from jobtitles.train.cv import cross_validate
 
             sys.argv = [sys.argv[0]]
             run_dir = cross_validate(*parse_config(["--config", str(BASE_CONFIG), "--train_file", args.csv,

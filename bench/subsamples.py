@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from jobtitles.training import epochs_for_budget  # noqa: E402
+from jobtitles.train.training import epochs_for_budget  # noqa: E402
 
 SETTINGS = {"budget off (4 epochs)": ["--min_train_steps", "0"], "budget on (default)": []}
 

@@ -58,7 +58,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide DistilBERT with random weights, saved like any checkpoint folder."""
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
 
-    from jobtitles.embedded import embedded_model_dir
+    from jobtitles.core.embedded import embedded_model_dir
 
     folder = tmp_path_factory.mktemp("tiny-distilbert")
     # Loaded from the embedded encoder's folder: built from `vocab_file=` alone, transformers 5 returns a
@@ -103,8 +103,8 @@ def make_rule(labels, thresholds=0.5, at_least_one: bool = True, exclusive: int 
     (column indices, exactly_one) pairs."""
     import numpy as np
 
-    from jobtitles.decision_rule import DecisionRule
-    from jobtitles.label_groups import AT_MOST_ONE, EXACTLY_ONE, LabelGroup
+    from jobtitles.core.decision_rule import DecisionRule
+    from jobtitles.core.label_groups import AT_MOST_ONE, EXACTLY_ONE, LabelGroup
 
     names = tuple(labels) if not isinstance(labels, int) else tuple(f"label {j}" for j in range(labels))
     thr = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(names),))

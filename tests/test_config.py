@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from jobtitles.config import parse_config
-from jobtitles.errors import UserError
+from jobtitles.train.config import parse_config
+from jobtitles.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,8 +3,8 @@ import logging
 import numpy as np
 import pytest
 
-from jobtitles.data import load_labeled_csv, load_titles
-from jobtitles.errors import UserError
+from jobtitles.core.data import load_labeled_csv, load_titles
+from jobtitles.core.errors import UserError
 
 
 def load(path, **kw):
@@ -112,7 +112,7 @@ def test_load_titles_txt_and_csv(tmp_path):
 
 
 def test_iter_titles_streams_in_chunks(tmp_path):
-    from jobtitles.data import iter_titles
+    from jobtitles.core.data import iter_titles
 
     path = tmp_path / "t.csv"
     path.write_text("Title;Column 1\n" + "".join(f"Title {i};X\n" for i in range(25)))
@@ -132,7 +132,7 @@ def test_extra_columns_are_reported(tmp_path, caplog):
 def test_truncation_reported_once_with_count(tiny_model_dir, caplog):
     from transformers import AutoTokenizer
 
-    from jobtitles.tokenization import build_dataset, tokenize_dataset
+    from jobtitles.core.tokenization import build_dataset, tokenize_dataset
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     titles = ["CEO", "Senior Vice President of Global Strategic Partnerships and Corporate Development EMEA",

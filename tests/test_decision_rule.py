@@ -8,7 +8,7 @@ import pytest
 
 from conftest import decide, make_rule
 
-from jobtitles.decisions import choose_rule, shrink
+from jobtitles.selection.decisions import choose_rule, shrink
 
 DEFAULT = np.array([0.5, 0.5])
 

@@ -3,10 +3,10 @@ import pytest
 
 from conftest import decide
 
-from jobtitles.decisions import cross_fitted, threshold_vector, tune_thresholds
-from jobtitles.errors import UserError
-from jobtitles.losses import pos_weight
-from jobtitles.metrics import mean_std, multilabel_metrics, per_label_metrics
+from jobtitles.selection.decisions import cross_fitted, threshold_vector, tune_thresholds
+from jobtitles.core.errors import UserError
+from jobtitles.train.losses import pos_weight
+from jobtitles.core.metrics import mean_std, multilabel_metrics, per_label_metrics
 
 
 def test_metric_arithmetic_on_hand_made_example():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import tiny_train_argv
 from jobtitles.cli import train_main
-from jobtitles.io_utils import read_json
+from jobtitles.core.io_utils import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

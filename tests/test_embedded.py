@@ -3,10 +3,10 @@
 import pytest
 
 from conftest import tiny_train_argv
-from jobtitles import embedded
+from jobtitles.core import embedded
 from jobtitles.cli import train_main
-from jobtitles.errors import UserError
-from jobtitles.io_utils import read_json
+from jobtitles.core.errors import UserError
+from jobtitles.core.io_utils import read_json
 
 
 def test_embedded_weights_match_the_official_checkpoint():

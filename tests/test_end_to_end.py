@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from jobtitles.cli import predict_main
-from jobtitles.io_utils import read_json
+from jobtitles.core.io_utils import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def test_run_folder_contents(run_dir):
     assert not list(run_dir.rglob("checkpoint-*")), "CV must not write checkpoints"
     info = read_json(run_dir / "run_info.json")
     assert len(info["fingerprint"]["csv_sha256"]) == 64 and "transformers" in info["versions"]
-    from jobtitles.training import resolve_precision
+    from jobtitles.train.training import resolve_precision
 
     used = resolve_precision("auto")  # base.yaml's precision on this machine
     assert info["precision"]["name"] == used.name == read_json(run_dir / "cv_results.json")["precision"]["name"]
@@ -125,9 +125,9 @@ def test_final_model_fit_check_is_recomputable_and_reported(run_dir, tiny_csv):
     from huggingface_hub import ModelCard
     from sklearn.preprocessing import MultiLabelBinarizer
 
-    from jobtitles.data import load_labeled_csv
-    from jobtitles.inference import TitleClassifier
-    from jobtitles.metrics import multilabel_metrics
+    from jobtitles.core.data import load_labeled_csv
+    from jobtitles.predict.inference import TitleClassifier
+    from jobtitles.core.metrics import multilabel_metrics
 
     res = read_json(run_dir / "cv_results.json")
     check = res["final_fit_check"]
@@ -148,9 +148,9 @@ def test_fit_check_flags_a_model_that_fits_its_rows_worse_than_cv(run_dir, caplo
 
     import numpy as np
 
-    from jobtitles.data import LabeledData
-    from jobtitles.final import fit_check
-    from jobtitles.run_result import RunResult
+    from jobtitles.core.data import LabeledData
+    from jobtitles.train.final import fit_check
+    from jobtitles.selection.run_result import RunResult
 
     y = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=np.float32)
     data = LabeledData(titles=list("abcd"), label_sets=[["A"], ["B"], ["A"], ["B"]], rows=[2, 3, 4, 5],
@@ -250,7 +250,7 @@ def test_predict_rejects_mixed_thresholds(run_dir, tmp_path):
     import shutil
 
     from jobtitles import TitleClassifier
-    from jobtitles.errors import UserError
+    from jobtitles.core.errors import UserError
 
     bad = tmp_path / "model"
     shutil.copytree(run_dir / "model", bad)
@@ -265,8 +265,8 @@ def test_onnx_export_matches_torch(run_dir, tmp_path, capsys):
     import shutil
 
     from jobtitles import TitleClassifier
-    from jobtitles.export import Parity, main as export_main, parity_rows
-    from jobtitles.predict_cli import main as predict_cli
+    from jobtitles.predict.export import Parity, main as export_main, parity_rows
+    from jobtitles.predict.predict_cli import main as predict_cli
 
     model = tmp_path / "run" / "model"
     shutil.copytree(run_dir / "model", model)
@@ -291,8 +291,8 @@ def test_int8_fallback_keeps_the_layer_that_restores_agreement(run_dir, tmp_path
 
     import onnx
 
-    from jobtitles.export import export_onnx
-    from jobtitles.quantize import accuracy_aware, node_groups
+    from jobtitles.predict.export import export_onnx
+    from jobtitles.predict.quantize import accuracy_aware, node_groups
 
     model = tmp_path / "model"
     shutil.copytree(run_dir / "model", model)
@@ -332,7 +332,7 @@ def test_model_without_thresholds_warns_and_uses_half(run_dir, tmp_path, caplog)
 
 
 def test_run_result_is_one_typed_object_and_cv_results_is_its_json(run_dir):
-    from jobtitles.run_result import FitCheck, RunResult
+    from jobtitles.selection.run_result import FitCheck, RunResult
 
     saved = read_json(run_dir / "cv_results.json")
     result = RunResult.from_json(saved)
@@ -354,7 +354,7 @@ def test_card_lists_the_settings_that_differ_from_the_defaults(run_dir):
 
 def test_title_classifier_bf16_on_request(run_dir):
     from jobtitles import TitleClassifier
-    from jobtitles.errors import UserError
+    from jobtitles.core.errors import UserError
 
     titles = ["VP of Sales", "Chief Executive Officer", "Software Engineer", "Owner"]
     fp32 = TitleClassifier(run_dir / "model")

@@ -205,7 +205,7 @@ def test_a_run_that_dies_while_writing_its_last_files_is_redone_by_the_rerun(run
                                                                              tiny_model_dir, monkeypatch, dies_at):
     """cv_results.json (complete: a rerun does nothing) must be the last file: a run that dies before it, at
     any of the end files, leaves a folder the rerun finishes."""
-    from jobtitles import io_utils
+    from jobtitles.core import io_utils
 
     for name in END_FILES:
         path = run_copy / name
@@ -282,7 +282,7 @@ def test_kill_9_during_predict_keeps_the_earlier_output_and_the_rerun_completes(
 @pytest.fixture(scope="module")
 def export_reference(model, tmp_path_factory) -> dict[str, bytes]:
     """The bytes one uninterrupted export of the tiny model writes."""
-    from jobtitles.export import main as export_main
+    from jobtitles.predict.export import main as export_main
 
     copy = tmp_path_factory.mktemp("export") / "model"
     shutil.copytree(model, copy)
@@ -309,7 +309,7 @@ def onnx_files(copy: Path) -> dict[str, bytes]:
 
 def test_kill_9_during_export_keeps_the_earlier_export_and_the_rerun_completes(model, export_reference, tmp_path):
     copy = earlier_export(model, tmp_path)
-    cmd = [sys.executable, "-m", "jobtitles.export", "--model", str(copy), "--int8", "--no_parity"]
+    cmd = [sys.executable, "-m", "jobtitles.predict.export", "--model", str(copy), "--int8", "--no_parity"]
     proc = start(cmd, tmp_path)
     # killed while the new export is being written: its temporary files exist, the earlier files are in place
     while proc.poll() is None and not any(p.name.endswith(".tmp") for p in (copy / "onnx").iterdir()):
@@ -384,7 +384,7 @@ def test_full_disk_during_training_is_one_line_and_keeps_the_finished_folds(tiny
 @pytest.mark.parametrize("failing", ["model.onnx", "model_int8.onnx"])
 def test_full_disk_during_export_is_one_line_and_keeps_the_earlier_export(model, export_reference, tmp_path, capsys,
                                                                           failing):
-    from jobtitles.export import main as export_main
+    from jobtitles.predict.export import main as export_main
 
     fp32, int8 = len(export_reference["model.onnx"]), len(export_reference["model_int8.onnx"])
     leave = fp32 // 2 if failing == "model.onnx" else fp32 + int8 // 2  # room for half the fp32 / half the int8

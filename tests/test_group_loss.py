@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_train_argv, write_csv
-from jobtitles.activations import scores_from_logits
-from jobtitles.io_utils import read_json
-from jobtitles.losses import group_softmax_loss
+from jobtitles.core.activations import scores_from_logits
+from jobtitles.core.io_utils import read_json
+from jobtitles.train.losses import group_softmax_loss
 
 GROUPS = [(np.array([0, 1, 2]), True), (np.array([3, 4]), False)]  # label 5 is outside groups
 
@@ -67,7 +67,7 @@ def test_softmax_run_saves_its_groups_and_every_backend_scores_them_so(softmax_r
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from jobtitles import TitleClassifier
-    from jobtitles.export import export_onnx
+    from jobtitles.predict.export import export_onnx
 
     res = read_json(softmax_run / "cv_results.json")
     assert res["group_loss"] == "softmax"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from jobtitles.data import load_labeled_csv
-from jobtitles.tokenization import training_dataset
-from jobtitles.head_init import _ABSENT_LOGIT, fit_probe, head_inputs, linear_probe_init, output_layer
-from jobtitles.training import build_model, load_tokenizer
+from jobtitles.core.data import load_labeled_csv
+from jobtitles.core.tokenization import training_dataset
+from jobtitles.train.head_init import _ABSENT_LOGIT, fit_probe, head_inputs, linear_probe_init, output_layer
+from jobtitles.train.training import build_model, load_tokenizer
 
 
 def test_fit_probe_separates_separable_labels_and_handles_constant_ones():

@@ -14,7 +14,7 @@ from typing import Callable
 
 import pytest
 
-from jobtitles.relabel import main as relabel_main
+from jobtitles.reporting.relabel import main as relabel_main
 
 TRAIN = b"Title;Column 1;Column 2\nHead of Sales;Director;Sales\nVP Sales;Vice President;Sales\nFounder;Lead;\n"
 ISSUES_HEADER = "row;title;given;suggested;quality;missing;extra;flagged;kind;conflict_rows\n"
@@ -283,7 +283,7 @@ def test_relabel_process_prints_one_line(paths):
     """The real command in its own process: one line on stderr, exit 2, nothing on stdout."""
     paths["accept"].write_bytes(b"\xff\xfe3\x00")
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "jobtitles.relabel", *argv(paths)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "jobtitles.reporting.relabel", *argv(paths)], capture_output=True, text=True,
                           env=env, timeout=120)
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == (f"error: {paths['accept']}: expected UTF-8 text, found UTF-16 (it starts with a UTF-16 "

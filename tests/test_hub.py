@@ -5,7 +5,7 @@ from pathlib import Path
 import huggingface_hub
 from transformers import TrainingArguments
 
-from jobtitles.hub import push
+from jobtitles.train.hub import push
 
 
 def test_push_uploads_the_model_folder_once(tmp_path, monkeypatch):

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import write_csv
-from jobtitles.data import load_labeled_csv
+from jobtitles.core.data import load_labeled_csv
 from conftest import decide, make_rule
 
-from jobtitles.decisions import choose_rule
-from jobtitles.errors import UserError
-from jobtitles.io_utils import read_json
-from jobtitles.label_groups import AT_MOST_ONE, EXACTLY_ONE, LabelGroup
+from jobtitles.selection.decisions import choose_rule
+from jobtitles.core.errors import UserError
+from jobtitles.core.io_utils import read_json
+from jobtitles.core.label_groups import AT_MOST_ONE, EXACTLY_ONE, LabelGroup
 
 LEVEL_AREA = [("IT Manager", ["Manager", "IT"]), ("Sales Director", ["Director", "Sales"]),
               ("VP Engineering", ["VP", "IT"]), ("Head of Sales", ["Director", "Sales"]),
@@ -56,7 +56,7 @@ def test_explicit_groups_and_their_errors(tmp_path):
 
 
 def test_config_reads_groups_from_yaml(tmp_path):
-    from jobtitles.config import parse_config
+    from jobtitles.train.config import parse_config
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("label_groups:\n  - {labels: [Manager, Director], exactly_one: true}\n")
@@ -117,7 +117,7 @@ def test_thresholds_kept_when_groups_do_not_pay():
 @pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
 def test_saved_groups_decode_in_every_backend(tiny_run_dir, tmp_path, backend):
     from jobtitles import TitleClassifier
-    from jobtitles.export import export_onnx
+    from jobtitles.predict.export import export_onnx
 
     model = tmp_path / "model"
     shutil.copytree(tiny_run_dir / "model", model)

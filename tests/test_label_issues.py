@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from conftest import decide
-from jobtitles import label_issues as li
-from jobtitles.data import load_labeled_csv
-from jobtitles.errors import UserError
-from jobtitles.relabel import main as relabel_main
-from jobtitles.relabel import relabel
+from jobtitles.reporting import label_issues as li
+from jobtitles.core.data import load_labeled_csv
+from jobtitles.core.errors import UserError
+from jobtitles.reporting.relabel import main as relabel_main
+from jobtitles.reporting.relabel import relabel
 
 LABELS = ["Director", "Manager", "Owner", "Vice President"]  # Owner co-occurs with the levels
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import make_rule, sample_rows, tiny_train_argv, write_csv
-from jobtitles.io_utils import read_json
-from jobtitles.scoring import combine
-from jobtitles.score_sources import choose_sources
+from jobtitles.core.io_utils import read_json
+from jobtitles.core.scoring import combine
+from jobtitles.selection.score_sources import choose_sources
 
 
 def test_a_label_only_the_baseline_learns_is_sent_to_the_baseline():
@@ -63,7 +63,7 @@ def rare_run(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 def test_shipped_thresholds_are_the_evaluated_rule(rare_run):
-    from jobtitles.decisions import choose_rule
+    from jobtitles.selection.decisions import choose_rule
 
     res = read_json(rare_run / "cv_results.json")
     cfg = read_json(rare_run / "model" / "config.json")
@@ -90,7 +90,7 @@ def test_shipped_thresholds_are_the_evaluated_rule(rare_run):
 @pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
 def test_empty_label_is_exclusive_in_every_backend(rare_run, tmp_path, backend):
     from jobtitles import TitleClassifier
-    from jobtitles.export import export_onnx
+    from jobtitles.predict.export import export_onnx
 
     model = tmp_path / "model"
     shutil.copytree(rare_run / "model", model)
@@ -116,9 +116,9 @@ def test_empty_label_is_exclusive_in_every_backend(rare_run, tmp_path, backend):
 
 def test_baseline_sourced_labels_are_applied_by_title_classifier(rare_run, tmp_path):
     from jobtitles import TitleClassifier
-    from jobtitles.baseline import make_baseline
-    from jobtitles.data import load_labeled_csv
-    from jobtitles.baseline_store import BASELINE_FILE, save_baseline
+    from jobtitles.core.baseline import make_baseline
+    from jobtitles.core.data import load_labeled_csv
+    from jobtitles.core.baseline_store import BASELINE_FILE, save_baseline
 
     model = tmp_path / "model"
     shutil.copytree(rare_run / "model", model)

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import tiny_train_argv
 from jobtitles.cli import train_main
-from jobtitles.errors import UserError
-from jobtitles.io_utils import read_json
+from jobtitles.core.errors import UserError
+from jobtitles.core.io_utils import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,8 +58,8 @@ def test_resume_refuses_other_inputs(tiny_csv, tiny_model_dir, tmp_path):
                            "--baseline", "false")
     assert train_main(argv) == 0
     with pytest.raises(UserError, match=r"holds a run with other inputs \(project.decision_threshold: 0.5 -> 0.4\)"):
-        from jobtitles.config import parse_config
-        from jobtitles.cv import cross_validate
+        from jobtitles.train.config import parse_config
+        from jobtitles.train.cv import cross_validate
 
         cross_validate(*parse_config(argv + ["--decision_threshold", "0.4"]))
     changed = tmp_path / "changed.csv"

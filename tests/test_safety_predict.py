@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobtitles.cli import predict_main
-from jobtitles.errors import UserError
+from jobtitles.core.errors import UserError
 
 
 @pytest.fixture(scope="module")

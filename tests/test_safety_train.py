@@ -13,7 +13,7 @@ import pytest
 
 from conftest import tiny_train_argv, write_csv, sample_rows
 from jobtitles.cli import train_main
-from jobtitles.errors import UserError
+from jobtitles.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +90,7 @@ def test_rerun_of_a_finished_run_changes_nothing(tiny_run_dir, tiny_csv, tiny_mo
 LOCK_HOLDER = """
 import sys, time
 from pathlib import Path
-from jobtitles.run_folder import RunLock
+from jobtitles.train.run_folder import RunLock
 with RunLock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)
@@ -99,7 +99,7 @@ with RunLock(Path(sys.argv[1])):
 
 def test_second_run_on_the_same_folder_is_refused_and_a_dead_holder_is_taken_over(tiny_csv, tiny_model_dir,
                                                                                    tmp_path, capsys):
-    from jobtitles.run_folder import RunLock
+    from jobtitles.train.run_folder import RunLock
 
     out = tmp_path / "busy"
     out.mkdir()
@@ -158,7 +158,7 @@ def test_output_dir_that_is_a_file_or_under_a_file(tiny_csv, tiny_model_dir, tmp
 def test_full_disk_is_one_line(tiny_csv, tiny_model_dir, tmp_path, capsys, monkeypatch):
     import errno
 
-    from jobtitles import io_utils
+    from jobtitles.core import io_utils
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "folds.json"))
@@ -171,7 +171,7 @@ def test_full_disk_is_one_line(tiny_csv, tiny_model_dir, tmp_path, capsys, monke
 def test_run_files_are_readable_by_the_group_under_umask_022(tiny_run_dir):
     old = os.umask(0o022)
     try:
-        from jobtitles.io_utils import write_text
+        from jobtitles.core.io_utils import write_text
 
         write_text(tiny_run_dir.parent / "probe.txt", "x")
         assert (tiny_run_dir.parent / "probe.txt").stat().st_mode & 0o777 == 0o644
@@ -187,7 +187,7 @@ def test_run_files_are_readable_by_the_group_under_umask_022(tiny_run_dir):
     ("Title;Column 1;Title\nCEO;A;x\nVP;V;y\n", r"the header has 2 'Title' columns"),
 ])
 def test_bad_training_csv(tmp_path, content, pattern):
-    from jobtitles.data import load_labeled_csv
+    from jobtitles.core.data import load_labeled_csv
 
     path = tmp_path / "t.csv"
     path.write_text(content)
@@ -196,7 +196,7 @@ def test_bad_training_csv(tmp_path, content, pattern):
 
 
 def test_stray_quote_stops_with_its_row_instead_of_swallowing_the_file(tmp_path):
-    from jobtitles.data import load_labeled_csv, load_titles
+    from jobtitles.core.data import load_labeled_csv, load_titles
 
     rows = [f"Title {i};Manager" for i in range(80)]
     rows[3] = '"Title 3;Manager'  # spreadsheet row 5
@@ -213,7 +213,7 @@ def test_stray_quote_stops_with_its_row_instead_of_swallowing_the_file(tmp_path)
 
 
 def test_utf16_training_file_gets_the_right_hint(tmp_path):
-    from jobtitles.data import load_labeled_csv
+    from jobtitles.core.data import load_labeled_csv
 
     path = tmp_path / "u.csv"
     path.write_text("Title;Column 1\nCEO;Chief Officer\nVP;Vice President\n", encoding="utf-16")

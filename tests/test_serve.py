@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from jobtitles.inference import TitleClassifier
+from jobtitles.predict.inference import TitleClassifier
 from jobtitles.serve import create_app
 from jobtitles.serve.runner import BackgroundServer
 
@@ -567,7 +567,7 @@ def test_first_use_export_without_cv_rows_serves_the_fp32_onnx(model_dir, tmp_pa
 
 
 def test_threads_reach_the_model_and_bad_values_are_one_line(model_dir):
-    from jobtitles.errors import UserError
+    from jobtitles.core.errors import UserError
     from jobtitles.serve.cli import build_parser, settings_from_args
 
     settings = settings_from_args(build_parser().parse_args(["--model", str(model_dir), "--threads", "1"]))

@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from jobtitles.inference import TitleClassifier
+from jobtitles.predict.inference import TitleClassifier
 from jobtitles.serve import create_app
 from jobtitles.serve.runner import BackgroundServer
 
@@ -98,11 +98,11 @@ def test_upload_a_csv(page, tmp_path):
 
 def test_download_csv_is_spreadsheet_safe(page):
     """The "Download CSV" button's file: text cells that start with a formula sign get a leading "'" (the rule of
-    jobtitles.spreadsheet, which textCell must apply to every string exactly as escape_cell does)."""
+    jobtitles.core.spreadsheet, which textCell must apply to every string exactly as escape_cell does)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from jobtitles.spreadsheet import FORMULA_SIGNS, LEADING_SPACE, escape_cell
+    from jobtitles.core.spreadsheet import FORMULA_SIGNS, LEADING_SPACE, escape_cell
 
     driver, url, clf = page
     driver.get(url + "/")

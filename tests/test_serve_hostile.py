@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jobtitles.errors import UserError
+from jobtitles.core.errors import UserError
 from jobtitles.serve import create_app
 from jobtitles.serve.runner import BackgroundServer
 

@@ -1,4 +1,4 @@
-"""Spark labeling (jobtitles.spark, jobtitles.spark_predict) in local[2] mode, real pyspark + Java, offline."""
+"""Spark labeling (jobtitles.predict.spark, jobtitles.predict.spark_predict) in local[2] mode, real pyspark + Java, offline."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def model_dir(tiny_run_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(model_dir):
-    from jobtitles.inference import TitleClassifier
+    from jobtitles.predict.inference import TitleClassifier
 
     return TitleClassifier(model_dir, backend="torch")
 
@@ -70,7 +70,7 @@ def split_model_dir(model_dir, reference, tmp_path_factory) -> Path:
     """The tiny model gives every title the same label set at its saved thresholds; with each threshold at the
     label's median score over the test titles, label sets differ from title to title, so comparing them means
     something (and the worker must use the saved thresholds to match)."""
-    from jobtitles.model_folder import THRESHOLDS_KEY
+    from jobtitles.core.model_folder import THRESHOLDS_KEY
 
     folder = tmp_path_factory.mktemp("split") / "model"
     shutil.copytree(model_dir, folder)
@@ -82,8 +82,8 @@ def split_model_dir(model_dir, reference, tmp_path_factory) -> Path:
 
 
 def test_torch_labels_and_scores_equal_title_classifier(spark, split_model_dir):
-    from jobtitles.inference import TitleClassifier
-    from jobtitles.spark import title_labeler
+    from jobtitles.predict.inference import TitleClassifier
+    from jobtitles.predict.spark import title_labeler
 
     model_dir = split_model_dir
     reference = TitleClassifier(model_dir, backend="torch")
@@ -111,8 +111,8 @@ def test_torch_labels_and_scores_equal_title_classifier(spark, split_model_dir):
 
 
 def test_onnx_int8_label_sets_agree(spark, tiny_run_dir, reference, tmp_path):
-    from jobtitles.export import export_onnx
-    from jobtitles.spark import title_labeler
+    from jobtitles.predict.export import export_onnx
+    from jobtitles.predict.spark import title_labeler
 
     model_copy = tmp_path / "model"
     shutil.copytree(tiny_run_dir / "model", model_copy)
@@ -126,7 +126,7 @@ def test_onnx_int8_label_sets_agree(spark, tiny_run_dir, reference, tmp_path):
 
 def test_workers_are_offline(spark, model_dir):
     """A worker whose environment lacks HF_HUB_OFFLINE (a cluster node) sets it before loading the model."""
-    from jobtitles.spark import make_predict_fn_factory
+    from jobtitles.predict.spark import make_predict_fn_factory
 
     make = make_predict_fn_factory(str(model_dir), "torch", 8, shipped=False)
 
@@ -145,7 +145,7 @@ def test_workers_are_offline(spark, model_dir):
 
 # --- the command ---------------------------------------------------------------------------------------------
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:
-    from jobtitles.spark_predict import main
+    from jobtitles.predict.spark_predict import main
 
     code = main(argv)
     return code, capsys.readouterr().err
@@ -197,7 +197,7 @@ def test_cli_parquet_to_csv(spark, model_dir, reference, tmp_path, capsys):
 def test_cli_csv_cells_are_spreadsheet_safe_and_parquet_verbatim(spark, model_dir, tmp_path, capsys):
     import csv
 
-    cells_for = {  # title: its CSV cell (jobtitles.spreadsheet, the same rule as predict.py's CSV)
+    cells_for = {  # title: its CSV cell (jobtitles.core.spreadsheet, the same rule as predict.py's CSV)
         '=HYPERLINK("http://x","y")': '\'=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0": "'+cmd|' /C calc'!A0",
         "@SUM(1+1)": "'@SUM(1+1)", "-2+3": "'-2+3", "\t=1+1": "'\t=1+1", "\r=1+1": "'\r=1+1", " =1+1": "' =1+1",
         "\x01=1+1": "'\x01=1+1", "\uff1d1+1": "'\uff1d1+1", "'=1+1": "''=1+1", "Sales\n=1+1": "Sales\n=1+1",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from jobtitles.spark import spark_error_line
-from jobtitles.spark_predict import CONNECT_SECONDS, MASTER_FORMS, main
+from jobtitles.predict.spark import spark_error_line
+from jobtitles.predict.spark_predict import CONNECT_SECONDS, MASTER_FORMS, main
 from test_spark import model_dir, run_cli, spark  # noqa: F401 - fixtures (one session per module)
 
 FORMS = f"expected {MASTER_FORMS}"
@@ -75,7 +75,7 @@ def test_unreachable_master_is_bounded(monkeypatch):
     minutes of retries."""
     import socket
 
-    from jobtitles import spark_predict
+    from jobtitles.predict import spark_predict
 
     monkeypatch.setattr(spark_predict, "CONNECT_SECONDS", 1)
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
@@ -177,7 +177,7 @@ def test_a_spark_failure_is_one_line(spark, monkeypatch, tmp_path, capsys):
     """What no check foresees (a worker's Python error, an analysis error) ends in Spark's own line."""
     from pyspark.errors import PySparkException
 
-    from jobtitles import spark_predict
+    from jobtitles.predict import spark_predict
 
     def fails(_):
         import not_a_module_here  # noqa: F401 - the error a worker without the package raises
@@ -220,7 +220,7 @@ def test_venv_python_without_activation_labels(model_dir, tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("Title;Column 1\nVP Sales;\nCEO;\n", encoding="utf-8")
     out = tmp_path / "out.parquet"
-    proc = subprocess.run([sys.executable, "-m", "jobtitles.spark_predict", "--model", str(model_dir), "--input",
+    proc = subprocess.run([sys.executable, "-m", "jobtitles.predict.spark_predict", "--model", str(model_dir), "--input",
                            str(src), "--output", str(out), "--master", "local[1]"],
                           capture_output=True, text=True, env=_env_without_venv(tmp_path), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -230,7 +230,7 @@ def test_venv_python_without_activation_labels(model_dir, tmp_path):
 
 def test_no_java_is_one_line(tmp_path):
     env = dict(_env_without_venv(tmp_path), JAVA_HOME=str(tmp_path / "no-java"))
-    proc = subprocess.run([sys.executable, "-m", "jobtitles.spark_predict", "--model", str(tmp_path), "--input",
+    proc = subprocess.run([sys.executable, "-m", "jobtitles.predict.spark_predict", "--model", str(tmp_path), "--input",
                            "in.parquet", "--output", str(tmp_path / "out.parquet")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from conftest import sample_rows, tiny_train_argv
-from jobtitles import label_issues as li
-from jobtitles.spreadsheet import FORMULA_SIGNS, FORMULA_START, LEADING_SPACE, escape_cell, unescape_cell
+from jobtitles.reporting import label_issues as li
+from jobtitles.core.spreadsheet import FORMULA_SIGNS, FORMULA_START, LEADING_SPACE, escape_cell, unescape_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +153,7 @@ def test_run_csvs_hold_neutralised_cells_and_read_back_exactly(hostile_run):
 
 
 def test_export_parity_scores_the_titles_as_trained(hostile_run):
-    from jobtitles.export import parity_rows
+    from jobtitles.predict.export import parity_rows
 
     run, _ = hostile_run
     titles, gold = parity_rows(run / "model", None)
@@ -165,7 +165,7 @@ def test_export_parity_scores_the_titles_as_trained(hostile_run):
 def test_relabel_reads_escaped_cells_and_writes_the_training_schema_verbatim(hostile_run, tmp_path, capsys):
     import shutil
 
-    from jobtitles.relabel import main as relabel_main
+    from jobtitles.reporting.relabel import main as relabel_main
 
     run = tmp_path / "run"
     shutil.copytree(hostile_run[0], run)

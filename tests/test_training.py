@@ -2,9 +2,9 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, TrainingArguments
 
-from jobtitles.tokenization import training_dataset
-from jobtitles.losses import weighted_bce_loss
-from jobtitles.training import FoldRun, build_model
+from jobtitles.core.tokenization import training_dataset
+from jobtitles.train.losses import weighted_bce_loss
+from jobtitles.train.training import FoldRun, build_model
 
 
 def test_fold_scores_line_up_with_rows_under_length_grouping(tiny_model_dir, tmp_path):
@@ -41,7 +41,7 @@ def test_weighted_loss_matches_torch_reference():
 def test_cpu_threads_auto_divides_this_process_cores_among_local_processes(monkeypatch):
     import os
 
-    from jobtitles.training import cpu_threads
+    from jobtitles.train.training import cpu_threads
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     assert cpu_threads(0, 1) == 8  # not the 1 thread `accelerate launch` would export
@@ -65,7 +65,7 @@ def test_train_sets_cpu_threads_from_config(tiny_csv, tiny_model_dir, tmp_path, 
 
 
 def test_small_data_gets_enough_steps_and_large_data_keeps_its_epochs():
-    from jobtitles.training import epochs_for_budget
+    from jobtitles.train.training import epochs_for_budget
 
     assert epochs_for_budget(4, 800, 32, 200) == 8.0  # 25 steps an epoch: 100 steps at 4 epochs -> 8 epochs
     assert epochs_for_budget(4, 1792, 32, 200) == 4  # 56 steps an epoch: 224 >= 200, unchanged
@@ -76,8 +76,8 @@ def test_small_data_gets_enough_steps_and_large_data_keeps_its_epochs():
 def test_auto_precision_is_bf16_only_where_the_cpu_has_it_natively(monkeypatch):
     import pytest
 
-    from jobtitles import training
-    from jobtitles.errors import UserError
+    from jobtitles.train import training
+    from jobtitles.core.errors import UserError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
@@ -95,7 +95,7 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_it_natively(monkeypatch):
 
 def test_trainer_autocasts_to_bf16_on_cpu_only_when_asked(tiny_model_dir, tmp_path):
     """The Trainer itself (through accelerate) runs the forward pass in bf16; the master weights stay fp32."""
-    from jobtitles.training import run_args
+    from jobtitles.train.training import run_args
 
     titles = ["Chief Executive Officer", "VP Sales", "Sales Manager", "Software Engineer"] * 4
     y = np.eye(2, dtype=np.float32)[np.arange(len(titles)) % 2]
@@ -118,7 +118,7 @@ def test_pos_weight_is_the_loss_the_trainer_minimises(tiny_model_dir, tmp_path):
     """The weighted BCE reaches the real Trainer: its logged loss equals the weighted loss of the batch."""
     import pytest
 
-    from jobtitles.losses import pos_weight
+    from jobtitles.train.losses import pos_weight
 
     titles = ["Chief Executive Officer", "VP Sales", "Sales Manager", "Software Engineer", "Head of HR",
               "Director of Finance", "Account Executive", "CTO"]

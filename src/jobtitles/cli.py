@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from jobtitles.errors import cli_entry
-from jobtitles.log import setup_logging
+from jobtitles.core.errors import cli_entry
+from jobtitles.core.log import setup_logging
 
 
 @cli_entry(interrupted="interrupted: completed folds are kept; rerun the same command to resume")
 def train_main(argv: list[str] | None = None) -> int:
     setup_logging()
-    from jobtitles.config import parse_config
-    from jobtitles.cv import cross_validate
+    from jobtitles.train.config import parse_config
+    from jobtitles.train.cv import cross_validate
 
     project, training = parse_config(sys.argv[1:] if argv is None else argv)
     cross_validate(project, training)
@@ -22,6 +22,6 @@ def train_main(argv: list[str] | None = None) -> int:
 @cli_entry(interrupted="interrupted: the rows predicted so far are kept in the .partial file named above")
 def predict_main(argv: list[str] | None = None) -> int:
     setup_logging()
-    from jobtitles.predict_cli import main
+    from jobtitles.predict.predict_cli import main
 
     return main(sys.argv[1:] if argv is None else argv)

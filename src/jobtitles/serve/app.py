@@ -70,7 +70,7 @@ def _cuda_available() -> bool:
 
 
 def _load(settings: ServeSettings, metrics: ServeMetrics) -> Loaded:
-    from jobtitles.inference import TitleClassifier
+    from jobtitles.predict.inference import TitleClassifier
 
     choice = (BackendChoice(settings.backend, settings.backend_reason) if settings.backend and settings.backend_reason
               else choose_backend(settings.model_dir, settings.backend))
@@ -168,7 +168,7 @@ def _time_left(app: FastAPI, settings: ServeSettings) -> float:
 def create_app(model_dir: str | Path, backend: str | None = None, **options) -> FastAPI:
     """The app for one model folder; `options` are ServeSettings fields (max_titles, api_key, batch_wait_ms...).
     A folder that is not a trained model, or a setting out of range, is a UserError here, before any server."""
-    from jobtitles.model_folder import read_model_config
+    from jobtitles.core.model_folder import read_model_config
 
     settings = replace(ServeSettings(model_dir=Path(model_dir)), backend=backend, **options)
     read_model_config(settings.model_dir)

@@ -10,8 +10,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobtitles.errors import UserError
-from jobtitles.model_folder import ONNX_FILES
+from jobtitles.core.errors import UserError
+from jobtitles.core.model_folder import ONNX_FILES
 
 logger = logging.getLogger("jobtitles.serve")
 
@@ -42,8 +42,8 @@ def _writable(folder: Path) -> bool:
 def _export_int8(model_dir: Path) -> tuple[int, str]:
     """Run `python -m jobtitles.export --model DIR --int8` in-process (export, parity check, int8 fallback);
     returns its exit code and its last output line."""
-    from jobtitles.log import setup_logging
-    from jobtitles.export import main as export_main
+    from jobtitles.core.log import setup_logging
+    from jobtitles.predict.export import main as export_main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from jobtitles.errors import EXIT_USER_ERROR, UserError, cli_entry
-from jobtitles.log import setup_logging
+from jobtitles.core.errors import EXIT_USER_ERROR, UserError, cli_entry
+from jobtitles.core.log import setup_logging
 from jobtitles.serve.settings import API_KEY_ENV, BACKENDS, ServeSettings, defaults
 
 
@@ -106,7 +106,7 @@ def serve_main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     settings = settings_from_args(args)
-    from jobtitles.model_folder import read_model_config
+    from jobtitles.core.model_folder import read_model_config
 
     read_model_config(settings.model_dir)  # a folder that is not a trained model: one line, before anything else
     check_port(args.host, args.port)

@@ -16,7 +16,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobtitles.errors import UserError
+from jobtitles.core.errors import UserError
 from jobtitles.serve.http_errors import error_response, internal_error
 
 logger = logging.getLogger("jobtitles.serve")

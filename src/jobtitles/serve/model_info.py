@@ -48,7 +48,7 @@ class CardFacts:
 
 def _base_from_run_info(model_dir: Path) -> str | None:
     """Local or embedded base models are not named in the card's metadata; the run folder's run_info.json is."""
-    from jobtitles.embedded import base_model_id
+    from jobtitles.core.embedded import base_model_id
 
     path = model_dir.parent / "run_info.json"
     try:

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from jobtitles.inference import TitleClassifier
+from jobtitles.predict.inference import TitleClassifier
 
 
 @dataclass

@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from jobtitles.cores import usable_cores
-from jobtitles.errors import UserError
+from jobtitles.core.cores import usable_cores
+from jobtitles.core.errors import UserError
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 API_KEY_ENV = "JOBTITLES_API_KEY"

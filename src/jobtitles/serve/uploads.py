@@ -1,4 +1,4 @@
-"""A CSV (or .txt) upload read with the project's own reader (jobtitles.data.load_titles), so the page and
+"""A CSV (or .txt) upload read with the project's own reader (jobtitles.core.data.load_titles), so the page and
 predict.py accept and refuse the same files with the same messages."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from jobtitles.errors import UserError
+from jobtitles.core.errors import UserError
 from jobtitles.serve.http_errors import ApiError, shown
 
 SUFFIXES = (".csv", ".txt")
@@ -26,7 +26,7 @@ class Upload:
 
 
 def _load(raw: bytes, name: str, suffix: str) -> Upload:
-    from jobtitles.data import load_titles
+    from jobtitles.core.data import load_titles
 
     with tempfile.TemporaryDirectory(prefix="jobtitles-upload-") as tmp:
         path = Path(tmp) / f"upload{suffix}"

@@ -136,7 +136,7 @@ function predictFile(file) {
 }
 
 // A text cell that a spreadsheet would run as a formula gets a leading "'" (OWASP "CSV Injection"): the pattern
-// of jobtitles/spreadsheet.py (FORMULA_START; tests/test_spreadsheet_safety.py keeps the two equal).
+// of jobtitles/core/spreadsheet.py (FORMULA_START; tests/test_spreadsheet_safety.py keeps the two equal).
 const FORMULA_START = /^'*[\u0001-\u0008\u000b-\u000c\u000e-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028-\u2029\u202f\u205f\u3000]*[\u0000\u0009-\u000a\u000d\u002b\u002d\u003d\u0040\u207a\u207c\u208a\u208c\u2a75-\u2a76\ufb29\ufe62-\ufe63\ufe66\ufe6b\uff0b\uff0d\uff1d\uff20]/;
 
 function textCell(s) {

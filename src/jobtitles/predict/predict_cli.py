@@ -1,0 +1,216 @@
+"""predict.py: label titles from the command line, a .csv/.txt file or stdin, with a saved model folder.
+
+Files are read, predicted and written in chunks, so a large file streams and an interrupted run keeps what it
+finished. When the input CSV has label columns, the mistakes are counted and listed (like `check_predictions`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from jobtitles.core.errors import UserError
+from jobtitles.core.io_utils import disk_errors
+from jobtitles.core.labels import join_labels
+from jobtitles.core.spreadsheet import escape_cell
+
+
+
+class ArgParser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"predict.py: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgParser(prog="predict.py", description="Predict job-title labels with a trained model.")
+    p.add_argument("titles", nargs="*", help="Titles to label (quote each one).")
+    p.add_argument("--model", required=True, help="Model folder written by train.py (outputs/<run>/model).")
+    p.add_argument("--input", help="A .csv (Title column, optional label columns) or .txt file; '-' for stdin.")
+    p.add_argument("--output", help="Write predictions to .csv (semicolon) or .jsonl instead of the screen.")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--chunk_size", type=int, default=10000, help="Titles per read/predict/write chunk.")
+    p.add_argument("--threshold", type=float, default=None, help="Override the saved per-label thresholds.")
+    p.add_argument("--text_column", default="Title")
+    p.add_argument("--label_column_prefix", default="Column")
+    p.add_argument("--delimiter", default=";")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--max_errors_shown", type=int, default=50)
+    return p
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every flag checked before the model is loaded or any file is opened."""
+    for key, low in (("batch_size", 1), ("chunk_size", 1), ("max_errors_shown", 0)):
+        if getattr(args, key) < low:
+            raise UserError(f"--{key} must be at least {low}, found {getattr(args, key)}")
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:  # also false for nan
+        raise UserError(f"--threshold must be between 0 and 1 (exclusive), found {args.threshold}")
+    if args.input is not None and args.titles:
+        raise UserError(f"predict.py: got {len(args.titles)} titles as arguments and --input {args.input}; "
+                        "give one or the other")
+    if args.output is not None:
+        out = Path(args.output)
+        if out.is_dir():
+            raise UserError(f"--output {out}: is a folder; give a file name ending in .csv or .jsonl")
+        if args.input not in (None, "-") and Path(args.input).exists() and out.exists() and out.samefile(args.input):
+            raise UserError(f"--output {out} is the --input file; give another file name (the input would be lost)")
+
+
+def input_chunks(args: argparse.Namespace, empty_rows: list[int]):
+    """(titles, rows, gold or None) chunks from the command line, stdin or a file (both streamed)."""
+    from jobtitles.core.data import iter_lines, iter_titles
+
+    if args.input == "-" or (args.input is None and not args.titles and not sys.stdin.isatty()):
+        yield from iter_lines(sys.stdin, "stdin", args.chunk_size, empty_rows)
+    elif args.input:
+        yield from iter_titles(Path(args.input), args.chunk_size, text_column=args.text_column,
+                               label_prefix=args.label_column_prefix, delimiter=args.delimiter,
+                               encoding=args.encoding, empty_rows=empty_rows)
+    elif not args.titles:
+        raise UserError("predict.py: give titles as arguments, or --input FILE, or pipe titles on stdin")
+    else:
+        yield from iter_lines(args.titles, "command line", max(len(args.titles), 1), empty_rows)
+
+
+class Writer:
+    """Streams predictions to .csv / .jsonl or prints them. A file is written under `<output>.partial`
+    (flushed per chunk) and renamed to `<output>` only when every row is written, so an existing file is
+    never emptied or half-replaced; an interrupted run leaves the .partial file with what it finished."""
+
+    def __init__(self, path: str | None, labels: list[str]) -> None:
+        self.path, self.labels = path, labels
+        self.kind = "screen" if path is None else Path(path).suffix.lower().lstrip(".")
+        if self.kind not in ("screen", "csv", "jsonl"):
+            raise UserError(f"--output {path}: expected a .csv or .jsonl file name")
+        self.fh: TextIO | None = None
+        self.partial = Path(f"{path}.partial") if path is not None else None
+        self.rows = 0
+
+    def open(self) -> None:
+        if self.partial is None:
+            return
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        # A fresh file, never an existing name: a `.partial` planted as a link to another file (its name is
+        # predictable) would otherwise receive the predictions. The stale name itself is only unlinked.
+        if self.partial.is_symlink() or self.partial.exists():
+            self.partial.unlink()
+        fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        self.fh = open(fd, "w", encoding="utf-8", newline="")
+        if self.kind == "csv":
+            self.csv = csv.writer(self.fh, delimiter=";", lineterminator="\n")
+            self.csv.writerow(["row", "title", "predicted", *[f"score:{lab}" for lab in self.labels]])
+
+    def _named(self):
+        """A failed write (a full disk) names the output file in its one line, not 'a file'."""
+        return disk_errors(Path(self.path if self.path is not None else "<standard output>"))
+
+    def write(self, rows: list[int], titles: list[str], scores: np.ndarray, pred: np.ndarray) -> None:
+        with self._named():
+            self._write(rows, titles, scores, pred)
+
+    def _write(self, rows: list[int], titles: list[str], scores: np.ndarray, pred: np.ndarray) -> None:
+        if self.fh is None and self.partial is not None:
+            self.open()  # only once the first chunk is read, checked and predicted
+        for r, t, s, p in zip(rows, titles, scores, pred):
+            names = [self.labels[j] for j in np.flatnonzero(p)]
+            if self.kind == "screen":
+                shown = ", ".join(f"{self.labels[j]} ({s[j]:.3f})" for j in np.flatnonzero(p))
+                print(f"{t}\t{shown}")
+            elif self.kind == "csv":
+                # text cells spreadsheet-safe (a title "=HYPERLINK(...)" stays text); the JSONL keeps them verbatim
+                self.csv.writerow([r, escape_cell(t), escape_cell(join_labels(names)), *[f"{v:.4f}" for v in s]])
+            else:
+                self.fh.write(json.dumps({"row": r, "title": t, "labels": names,
+                                          "scores": {lab: round(float(v), 4) for lab, v in zip(self.labels, s)}},
+                                         ensure_ascii=False) + "\n")
+        self.rows += len(rows)
+        (self.fh or sys.stdout).flush()  # a full disk fails here, named, not in Python's exit flush
+
+    def commit(self) -> None:
+        if self.fh is not None:
+            with self._named():
+                self.fh.close()  # writes the last buffered rows: a full disk can fail here too
+                os.replace(self.partial, self.path)
+
+    def abort(self, interrupted: bool) -> None:
+        """Keep the finished rows of an interrupted run; drop the partial file of a failed one."""
+        if self.fh is None:
+            return
+        with contextlib.suppress(OSError):  # the full disk that failed the run fails the last flush again
+            self.fh.close()
+        if interrupted:
+            print(f"kept {self.rows} predictions in {self.partial}", file=sys.stderr)
+        else:
+            self.partial.unlink(missing_ok=True)
+
+
+def check_predictions(labels: list[str], titles, rows, gold, pred: np.ndarray, limit: int) -> int:
+    """Count and list the titles whose predicted label set differs from the file's labels."""
+    wrong = []
+    for r, t, g, p in zip(rows, titles, gold, pred):
+        got = [labels[j] for j in np.flatnonzero(p)]
+        if set(got) != set(g):
+            wrong.append((r, t, g, got))
+    print(f"\n{len(wrong)} of {len(titles)} predictions differ from the file's labels "
+          f"(subset accuracy {1 - len(wrong) / max(len(titles), 1):.4f})", file=sys.stderr)
+    for r, t, g, got in wrong[:limit]:
+        print(f"  row {r}: {t!r}: file {g or ['(none)']}, predicted {got}", file=sys.stderr)
+    if len(wrong) > limit:
+        print(f"  ... and {len(wrong) - limit} more", file=sys.stderr)
+    return len(wrong)
+
+
+def main(argv: list[str]) -> int:
+    from tqdm.auto import tqdm
+
+    from jobtitles.predict.inference import TitleClassifier
+
+    args = build_parser().parse_args(argv)
+    check_args(args)
+    clf = TitleClassifier(args.model, backend=args.backend, batch_size=args.batch_size, threshold=args.threshold)
+    writer = Writer(args.output, clf.labels)
+    checked: list[tuple] = []  # (titles, rows, gold, pred) of files with label columns
+    empty_rows: list[int] = []
+    total = 0
+    bar = tqdm(unit="title", disable=args.output is None, file=sys.stderr)
+    try:
+        for titles, rows, gold in input_chunks(args, empty_rows):
+            scores = clf.predict_scores(titles)
+            pred = clf.decide(scores)
+            writer.write(rows, titles, scores, pred)  # flushed: an interrupted run keeps finished chunks
+            if gold is not None:
+                checked.append((titles, rows, gold, pred))
+            total += len(titles)
+            bar.update(len(titles))
+        writer.commit()
+    except BaseException as err:
+        writer.abort(interrupted=isinstance(err, KeyboardInterrupt))
+        raise
+    finally:
+        bar.close()
+    if empty_rows:
+        shown = ", ".join(map(str, empty_rows[:8])) + (f" and {len(empty_rows) - 8} more" if len(empty_rows) > 8 else "")
+        print(f"note: skipped {len(empty_rows)} empty titles (rows {shown})", file=sys.stderr)
+    if args.output:
+        print(f"wrote {total} predictions to {args.output}", file=sys.stderr)
+    if checked:
+        titles = [t for c in checked for t in c[0]]
+        rows = [r for c in checked for r in c[1]]
+        # the file's labels as training saw them: a row without one carries the empty label
+        empty = [clf.exclusive_label] if clf.exclusive_label else []
+        gold = [g or empty for c in checked for g in c[2]]
+        unknown = sorted({g for gs in gold for g in gs} - set(clf.labels))
+        if unknown:
+            print(f"note: the file has labels the model does not know: {unknown}", file=sys.stderr)
+        check_predictions(clf.labels, titles, rows, gold, np.concatenate([c[3] for c in checked]),
+                          args.max_errors_shown)
+    return 0

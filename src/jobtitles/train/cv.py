@@ -1,0 +1,203 @@
+"""The training job: check settings -> read the CSV -> K folds (each fold trained once, resumable) -> the run's
+figures (cv_summary) -> final model + card (final) -> the run's files, written once (run_files). This module
+only wires the steps and keeps the processes of a distributed run in step."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
+from transformers import TrainingArguments
+
+from jobtitles.reporting import run_files
+from jobtitles.train.project_args import ProjectArgs
+from jobtitles.selection.cv_summary import FoldOutput, summarize
+from jobtitles.core.data import LabeledData
+from jobtitles.core.errors import UserError
+from jobtitles.train.folds import make_folds
+from jobtitles.train.hub import check_hub_settings, push
+from jobtitles.core.io_utils import read_json, save_npy, write_json
+from jobtitles.core.label_groups import softmax_groups
+from jobtitles.core.log import logger
+from jobtitles.core.metrics import multilabel_metrics
+from jobtitles.train.run_folder import (RunLock, check_output_dir, fingerprint, git_commit, is_finished, package_versions,
+                                  prepare_run_dir, resolved_config)
+from jobtitles.selection.run_result import RunResult
+from jobtitles.core.tokenization import training_dataset
+from jobtitles.train.training import (FoldRun, Precision, check_max_length, cpu_threads, fresh_model, load_tokenizer,
+                                resolve_precision, run_args)
+
+
+def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
+    """Check every setting and the output folder, take the folder's lock, then run (or resume) the job."""
+    check_hub_settings(training)  # before hours of training, not after
+    state = PartialState()
+    run_dir = Path(training.output_dir)
+    state.on_main_process(check_output_dir)(run_dir)  # only the main process writes in the run folder
+    check_max_length(project.model.model_name_or_path, project.model.max_length)
+    precision = resolve_precision(project.model.precision)  # an impossible precision stops here, before any data is read
+    with RunLock(run_dir) if state.is_main_process else contextlib.nullcontext():
+        return _run(project, training, run_dir, state, precision)
+
+
+def check_data(data: LabeledData, project: ProjectArgs) -> None:
+    """Checks that need the labels or the row count: before any fold trains, not after."""
+    if len(data) < project.run.n_splits:
+        raise UserError(f"{project.data.train_file}: {len(data)} usable rows, fewer than n_splits={project.run.n_splits}; "
+                        f"add rows or lower n_splits (at least 2)")
+    project.configured_rule(data.labels)  # label_thresholds must name the file's labels
+    if project.model.group_loss == "softmax" and not data.groups:
+        logger.warning("group_loss: softmax, but the labels have no exclusive groups (label_groups); every label "
+                       "trains with its own sigmoid")
+
+
+def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state: PartialState,
+         precision: Precision) -> Path:
+    start = time.perf_counter()
+    set_up_process(project, state, precision)
+    data = project.data.load(project.run.n_splits)
+    check_data(data, project)
+    state.on_main_process(begin_run_folder)(run_dir, project, training, data, precision)
+    finished = broadcast(state.on_main_process(is_finished)(run_dir), state)
+    if finished:
+        return finished_run(run_dir, training, state)
+
+    tokenizer = load_tokenizer(project.model.model_name_or_path)
+    ds = training_dataset(data.titles, data.y, data.rows, tokenizer, project.model.max_length, project.model.pad_to_max_length)
+    folds = make_folds(data.y, project.run.n_splits, project.run.cv_shuffle, training.seed)
+    state.on_main_process(write_folds)(run_dir, folds, data)
+    outputs = [run_fold(k, train, test, len(folds), ds, tokenizer, data, project, training, run_dir, state)
+               for k, (train, test) in enumerate(folds)]
+    cv_seconds = time.perf_counter() - start
+
+    result = state.on_main_process(summarize)(data, folds, outputs, project, training, cv_seconds,
+                                              dataclasses.asdict(precision))
+    result = broadcast(result, state)  # every process trains the final model with the same decision rule
+    if project.run.final_model:
+        from jobtitles.train.final import train_final
+
+        result = train_final(project, training, data, ds, tokenizer, result, run_dir, state)
+    state.on_main_process(finish_run)(run_dir, data, result, project, time.perf_counter() - start)
+    state.wait_for_everyone()
+    return run_dir
+
+
+def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: ProjectArgs, seconds: float) -> None:
+    """Write the run's files once, marked complete (a rerun of the same command then changes nothing)."""
+    from jobtitles.reporting.plots import write_plots
+
+    from jobtitles.reporting.label_issues import FILENAME
+
+    issues = run_files.label_issues(run_dir, data, result) if project.run.label_issues else None
+    result = dataclasses.replace(result, label_issues=issues.summary(FILENAME) if issues else None, plots=write_plots(run_dir, result), complete=True,
+                                 timing=dataclasses.replace(result.timing, total_seconds=seconds))
+    run_files.write_run_files(run_dir, data, result, issues)
+    run_files.print_summary(result, run_dir)
+
+
+def set_up_process(project: ProjectArgs, state: PartialState, precision: Precision) -> None:
+    if not state.is_main_process:
+        logger.setLevel(logging.WARNING)  # one copy of the progress messages
+    if not torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes))
+        torch.set_num_threads(cpu_threads(project.model.cpu_threads, local))
+    logger.info(f"{state.num_processes} process{'es' if state.num_processes > 1 else ''} on {state.device}"
+                + ("" if torch.cuda.is_available() else f", {torch.get_num_threads()} threads each")
+                + f"; training in {precision.name} ({precision.reason})")
+
+
+def begin_run_folder(run_dir: Path, project: ProjectArgs, training: TrainingArguments, data: LabeledData,
+                     precision: Precision) -> None:
+    """Record the run's inputs (or find an earlier run with the same inputs to resume) and the dropped rows."""
+    config = resolved_config(project, training)
+    info = {"fingerprint": fingerprint(config, Path(project.data.train_file)), "config": config,
+            "versions": package_versions(), "git_commit": git_commit(), "train_file": str(project.data.train_file),
+            "precision": dataclasses.asdict(precision)}
+    if prepare_run_dir(run_dir, info, project.run.overwrite):
+        if is_finished(run_dir):
+            return
+        logger.info(f"{run_dir} holds an earlier run with the same inputs: resuming it")
+    run_files.write_dropped(run_dir, data)
+
+
+def write_folds(run_dir: Path, folds, data: LabeledData) -> None:
+    write_json(run_dir / "folds.json", [{"fold": k, "train_rows": [data.rows[i] for i in tr],
+                                         "test_rows": [data.rows[i] for i in te]} for k, (tr, te) in enumerate(folds)])
+
+
+def run_fold(k: int, train: np.ndarray, test: np.ndarray, n_folds: int, ds, tokenizer, data: LabeledData,
+             project: ProjectArgs, training: TrainingArguments, run_dir: Path, state: PartialState) -> FoldOutput:
+    """Fold k's output: read back when an earlier run of the same inputs finished it, else trained now."""
+    fold_dir = run_dir / "folds" / f"fold_{k}"
+    done = load_fold(fold_dir)
+    if done is not None:
+        logger.info(f"fold {k} ({k + 1} of {n_folds}): complete in {fold_dir}, skipped (resume)")
+        return done
+    logger.info(f"fold {k} ({k + 1} of {n_folds}): training on {len(train)} titles, testing on {len(test)}")
+    out = train_fold(k, train, test, ds, tokenizer, data, project, training, run_dir)
+    state.on_main_process(save_fold)(fold_dir, out)
+    state.wait_for_everyone()
+    return out
+
+
+def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
+               project: ProjectArgs, training: TrainingArguments, run_dir: Path) -> FoldOutput:
+    args = run_args(training, run_dir / "folds" / f"fold_{k}", project.model.precision, len(train), project.model.min_train_steps)
+    train_ds = ds.select(train)
+    model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + k, project.model.head_init,
+                        project.model.probe_c, train_ds, data.y[train], tokenizer)
+    fold = FoldRun(model, args, train_ds, tokenizer, data.y[train], project.model.pos_weight,
+                   softmax_groups(project.model.group_loss, data.groups, data.labels))
+    fold.train()
+    test_scores = fold.scores(ds.select(test))
+    train_metrics = None
+    if project.run.report_train_metrics:
+        train_pred = project.configured_rule(data.labels).decide(fold.scores(train_ds))
+        train_metrics = multilabel_metrics(data.y[train], train_pred)
+    return FoldOutput(test_scores, train_metrics, fold.train_seconds, fold.loss_history())
+
+
+def save_fold(fold_dir: Path, out: FoldOutput) -> None:
+    save_npy(fold_dir / "test_scores.npy", out.test_scores)
+    # result.json last: its presence marks the fold as complete, so a rerun of the same command skips it
+    write_json(fold_dir / "result.json", {"train_metrics": out.train_metrics, "train_seconds": out.train_seconds,
+                                           "loss_history": out.loss_history})
+
+
+def load_fold(fold_dir: Path) -> FoldOutput | None:
+    if not (fold_dir / "result.json").is_file():
+        return None
+    res = read_json(fold_dir / "result.json")
+    return FoldOutput(np.load(fold_dir / "test_scores.npy"), res["train_metrics"], res["train_seconds"],
+                      res["loss_history"])
+
+
+def broadcast(value, state: PartialState):
+    """The main process's value, on every process (only the main one reads and summarizes the run folder)."""
+    if state.num_processes == 1:
+        return value
+    box = [value]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def finished_run(run_dir: Path, training: TrainingArguments, state: PartialState) -> Path:
+    """A rerun of a finished run's command: say so, show its figures, write nothing (push only if asked)."""
+    state.on_main_process(show_finished_run)(run_dir, training)
+    return run_dir
+
+
+def show_finished_run(run_dir: Path, training: TrainingArguments) -> None:
+    logger.info(f"{run_dir} holds a finished run with the same inputs; nothing to do (its files are "
+                "unchanged; --overwrite starts over)")
+    run_files.print_summary(RunResult.from_json(read_json(run_dir / "cv_results.json")), run_dir)
+    if training.push_to_hub and (run_dir / "model").is_dir():
+        push(run_dir / "model", training)

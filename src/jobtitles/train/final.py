@@ -1,0 +1,117 @@
+"""The final model: trained on all rows with the CV settings, checked on its own rows, saved with the shipped
+decision rule and its card, pushed if asked."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+from accelerate import PartialState
+from transformers import TrainingArguments
+
+from jobtitles.core.baseline import fit_baseline
+from jobtitles.train.project_args import ProjectArgs
+from jobtitles.core.data import LabeledData
+from jobtitles.train.hub import push
+from jobtitles.core.io_utils import disk_errors, read_json, replace_dir, write_json
+from jobtitles.core.label_groups import softmax_groups
+from jobtitles.core.log import logger, warn
+from jobtitles.core.metrics import multilabel_metrics, per_label_metrics
+from jobtitles.core.model_folder import is_complete
+from jobtitles.train.model_save import decision_config, write_card
+from jobtitles.selection.run_result import FitCheck, RunResult
+from jobtitles.core.baseline_store import save_baseline
+from jobtitles.train.training import FoldRun, fresh_model, run_args
+
+FINAL_RECORD = "final_result.json"  # the final model's training record and fit check
+
+
+def train_final(project: ProjectArgs, training: TrainingArguments, data: LabeledData, ds, tokenizer,
+                result: RunResult, run_dir: Path, state: PartialState) -> RunResult:
+    """Train and save run_dir/model (every process takes part in training; the main one writes). Returns
+    `result` with the final model's training record and fit check (read back from final_result.json when a
+    resumed run finds the model already saved, so its cv_results.json is the uninterrupted run's)."""
+    model_dir = run_dir / "model"
+    if is_complete(model_dir):
+        logger.info(f"final model: complete in {model_dir}, skipped (resume; its fit check is in its card)")
+        result = with_final_record(result, run_dir)
+    else:
+        logger.info(f"final model: training on all {len(data)} titles")
+        args = run_args(training, run_dir / "final_trainer", project.model.precision, len(data), project.model.min_train_steps)
+        model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + project.run.n_splits,
+                            project.model.head_init, project.model.probe_c, ds, data.y, tokenizer)
+        trained_softmax = softmax_groups(project.model.group_loss, data.groups, data.labels)
+        final = FoldRun(model, args, ds, tokenizer, data.y, project.model.pos_weight, trained_softmax)
+        final.train()
+        baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
+        result = dataclasses.replace(
+            result, final_fit_check=fit_check(final, ds, data, result, baseline),
+            final_loss_history=final.loss_history(),
+            timing=dataclasses.replace(result.timing, final_train_seconds=final.train_seconds))
+        model.config.update(decision_config(result))
+        tmp = run_dir / ".model.tmp"
+        try:
+            with disk_errors(tmp):  # a full disk is one line naming the folder, whichever library wrote
+                final.trainer.save_model(str(tmp))  # main process only; safetensors + config + tokenizer
+                if state.is_main_process:
+                    if baseline is not None:
+                        save_baseline(baseline, tmp)
+                    write_card(tmp, result, project, training)
+                    write_json(run_dir / FINAL_RECORD, final_record(result))  # before model/: complete ones have it
+        except BaseException:  # no half-saved folder stays; an earlier model/ is untouched
+            for partial in (tmp, run_dir / "final_trainer"):
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
+        if state.is_main_process:
+            replace_dir(tmp, model_dir)
+            shutil.rmtree(run_dir / "final_trainer", ignore_errors=True)
+        state.wait_for_everyone()
+    if state.is_main_process and training.push_to_hub:
+        push(model_dir, training)
+    return result
+
+
+def final_record(result: RunResult) -> dict:
+    return {"final_fit_check": dataclasses.asdict(result.final_fit_check),
+            "final_loss_history": result.final_loss_history,
+            "final_train_seconds": result.timing.final_train_seconds}
+
+
+def with_final_record(result: RunResult, run_dir: Path) -> RunResult:
+    """`result` with the saved final model's record (as it is without one: folders of older versions)."""
+    path = run_dir / FINAL_RECORD
+    if not path.is_file():
+        return result
+    record = read_json(path)
+    return dataclasses.replace(result, final_fit_check=FitCheck(**record["final_fit_check"]),
+                               final_loss_history=record["final_loss_history"],
+                               timing=dataclasses.replace(result.timing,
+                                                          final_train_seconds=record["final_train_seconds"]))
+
+
+def fit_check(final: FoldRun, ds, data: LabeledData, result: RunResult, baseline=None) -> FitCheck:
+    """Score the final model on its own training rows with the saved decision rule.
+
+    A model should fit the rows it was trained on at least as well as the fold models did unseen rows; when it
+    does not, its training went wrong (a diverged or stuck seed), which the CV figures cannot show."""
+    scores = final.scores(ds)
+    if baseline is not None:
+        scores = result.shipped_scoring().combine(scores, baseline.predict_proba(np.asarray(data.titles, dtype=object)))
+    pred = result.shipped_rule().decide(scores)
+    metrics = multilabel_metrics(data.y, pred)
+    recall = {lab: m["recall"] for lab, m in per_label_metrics(data.y, pred, data.labels).items()}
+    missed = [f"{lab} ({recall[lab]:.2f} of {int(data.y[:, j].sum())} rows)" for j, lab in enumerate(data.labels)
+              if data.y[:, j].sum() > 0 and recall[lab] < 0.5]
+    if missed:
+        warn(f"final model: on its own training rows it misses most rows of {', '.join(missed)}; these labels "
+             "are not learned (see the per-label table)")
+    cv = result.summary["model"]["micro_f1"]
+    floor = cv["mean"] - max(2 * cv["std"], 0.01)
+    ok = metrics["micro_f1"] >= floor
+    if not ok:
+        warn(f"final model: micro-F1 {metrics['micro_f1']:.4f} on its own training rows, expected at least "
+             f"{floor:.4f} (the fold models' CV micro-F1 {cv['mean']:.4f} minus noise); its training went wrong, "
+             "rerun with another seed before using it")
+    return FitCheck(train_rows=metrics, expected_min_micro_f1=floor, ok=ok, label_recall=recall)

@@ -1,0 +1,26 @@
+"""Pushing the final model folder to the Hugging Face Hub (push_to_hub / hub_model_id of TrainingArguments)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import TrainingArguments
+
+from jobtitles.core.errors import UserError
+from jobtitles.core.log import logger
+
+
+def check_hub_settings(training: TrainingArguments) -> None:
+    if training.push_to_hub and not training.hub_model_id:
+        raise UserError("push_to_hub is true but hub_model_id is not set; set hub_model_id: <user>/<repo>")
+
+
+def push(model_dir: Path, training: TrainingArguments) -> None:
+    from huggingface_hub import HfApi
+
+    check_hub_settings(training)
+    api = HfApi(token=training.hub_token)
+    api.create_repo(training.hub_model_id, private=bool(training.hub_private_repo), exist_ok=True)
+    api.upload_folder(repo_id=training.hub_model_id, folder_path=str(model_dir),
+                      commit_message="Upload multi-label job-title classifier")
+    logger.info(f"pushed {model_dir} to https://huggingface.co/{training.hub_model_id}")

@@ -1,0 +1,24 @@
+"""What training adds to a model folder besides the weights and tokenizer: the shipped decision rule and
+scoring in config.json, and the model card. The prediction side reads this format through model_folder.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jobtitles.core.log import warn
+
+
+def decision_config(result) -> dict[str, Any]:
+    """The config.json keys that carry a run's shipped rule and scoring (`result` is a run_result.RunResult)."""
+    return {**result.shipped_rule().to_config(), **result.shipped_scoring().to_config()}
+
+
+def write_card(model_dir: Path, result, project, training) -> None:
+    """README.md of the model folder (model_card.make_card); best effort: a card problem never costs a model."""
+    from jobtitles.reporting.model_card import make_card
+
+    try:
+        make_card(result, project, training).save(model_dir / "README.md")
+    except Exception as err:  # noqa: BLE001
+        warn(f"model card not written ({type(err).__name__}: {err}); the model itself is saved")
