@@ -29,7 +29,7 @@ def main() -> int:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from jobtitles.serve import create_app
+    from jobtitles.serve import ServeSettings, create_app
     from jobtitles.serve.runner import BackgroundServer
 
     profile = tempfile.mkdtemp(prefix="jobtitles-chromium-")
@@ -40,7 +40,7 @@ def main() -> int:
                 "--disable-sync", "--disable-quic", "--hide-scrollbars", f"--window-size={args.width},1400",
                 f"--user-data-dir={profile}"):
         opts.add_argument(arg)
-    with BackgroundServer(create_app(args.model, backend=args.backend)) as server:
+    with BackgroundServer(create_app(ServeSettings(args.model, backend=args.backend))) as server:
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
         try:
             driver.get(server.url + "/")

@@ -285,6 +285,38 @@ def test_onnx_export_matches_torch(run_dir, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("CEO\t")
 
 
+def test_export_reports_its_parity_checks_and_serve_uses_the_same_report(run_dir, tmp_path, monkeypatch, capsys):
+    """export_model returns what it checked (the CLI prints the same lines and exits by it); serve's first-use
+    export calls the same function and serves int8 only when its report passed."""
+    import shutil
+
+    from jobtitles.predict import export
+    from jobtitles.serve.backend import choose_backend
+
+    model = tmp_path / "run" / "model"
+    shutil.copytree(run_dir / "model", model)
+    shutil.copy(run_dir / "oof_predictions.csv", model.parent / "oof_predictions.csv")
+    said: list[str] = []
+    report = export.export_model(model, int8=True, say=said.append)
+    n = len(export.parity_rows(model, None)[0])
+    assert [c.backend.split(" ")[0] for c in report.checks] == ["onnx", "onnx-int8"]
+    assert all(c.n == n for c in report.checks) and report.checks[0].agreement == 1.0 and report.checks[0].ok
+    assert report.passed == all(c.ok for c in report.checks)
+    assert [line for line in said if line.startswith("parity")][-2:] == [c.line() for c in report.checks]
+    capsys.readouterr()
+    assert export.main(["--model", str(model), "--int8"]) == (0 if report.passed else 1)
+    assert [c.line() for c in report.checks][0] in capsys.readouterr().out
+    # serve: a failed check falls back (the int8 file removed), a passed one serves int8
+    for passed in (False, True):
+        checks = (export.ParityCheck("onnx-int8", n, 1.0 if passed else 0.5, 0.9, 0.9),)
+        monkeypatch.setattr(export, "export_model", lambda *a, **k: export.ExportReport((), checks))
+        (model / "onnx" / "model_int8.onnx").unlink(missing_ok=True)
+        choice = choose_backend(model, None)
+        assert (choice.backend, choice.reason) == (("onnx-int8", "exported on first use; parity check passed")
+                                                   if passed else ("torch", "int8 export failed its parity check "
+                                                                   f"({export.PARITY_FAILED}); serving PyTorch"))
+
+
 def test_int8_fallback_keeps_the_layer_that_restores_agreement(run_dir, tmp_path):
     """Greedy fallback with real quantization: an agreement function that only passes when layer 1 stays fp32."""
     import shutil

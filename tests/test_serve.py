@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from jobtitles.predict.inference import TitleClassifier
-from jobtitles.serve import create_app
+from jobtitles.serve import ServeSettings, create_app
 from jobtitles.serve.runner import BackgroundServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,14 +52,14 @@ def reference(model_dir) -> TitleClassifier:
 
 @pytest.fixture(scope="module")
 def server(model_dir):
-    app = create_app(model_dir, backend="torch", max_body_mb=0.5, max_titles=50, batch_wait_ms=1)
+    app = create_app(ServeSettings(model_dir, backend="torch", max_body_mb=0.5, max_titles=50, batch_wait_ms=1))
     with BackgroundServer(app) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
 def keyed_server(model_dir):
-    with BackgroundServer(create_app(model_dir, backend="torch", api_key=KEY)) as srv:
+    with BackgroundServer(create_app(ServeSettings(model_dir, backend="torch", api_key=KEY))) as srv:
         yield srv
 
 
@@ -89,7 +89,7 @@ def test_label_sets_follow_the_saved_decision_rule(model_dir, tmp_path):
     clf = TitleClassifier(folder, backend="torch")
     expected = clf.predict(TITLES)
     assert any(len(labels) > 2 for labels in expected)  # far from what a 0.5 cut would give
-    with BackgroundServer(create_app(folder, backend="torch")) as srv:
+    with BackgroundServer(create_app(ServeSettings(folder, backend="torch"))) as srv:
         body = httpx.post(srv.url + "/predict", json={"titles": TITLES}).json()
     assert [p["labels"] for p in body["predictions"]] == expected
 
@@ -281,6 +281,21 @@ def test_error_messages_say_what_was_expected_and_found(server):
     assert "Title" in r.json()["error"]["message"]
 
 
+def test_api_key_is_compared_once_per_request(keyed_server, monkeypatch):
+    """The route classes check the key before the body is read; the /docs dependency does not check it again."""
+    import secrets
+
+    calls = []
+    real = secrets.compare_digest
+    monkeypatch.setattr("jobtitles.serve.guards.secrets.compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    key = {"X-API-Key": KEY}
+    for method, path, body in (("GET", "/info", None), ("POST", "/predict", {"titles": ["CEO"]}),
+                               ("POST", "/", {"inputs": "CEO"})):
+        calls.clear()
+        r = httpx.request(method, keyed_server.url + path, json=body, headers=key)
+        assert (r.status_code, len(calls)) == (200, 1), (path, r.text)
+
+
 def test_api_key(keyed_server):
     url = keyed_server.url
     assert httpx.get(url + "/health").status_code == 200  # open: load balancers probe it
@@ -381,7 +396,7 @@ def test_two_workers_serve_what_title_classifier_predicts(model_dir, reference):
     titles = [f"{level} of {area}" for level in ("VP", "Director", "Head", "Senior Manager", "Chief")
               for area in ("Sales", "Marketing", "Engineering", "Data Science & Analytics")]
     gc.unfreeze()  # what earlier servers in this process froze
-    app = create_app(model_dir, backend="torch", workers=2, max_batch_titles=8)
+    app = create_app(ServeSettings(model_dir, backend="torch", workers=2, max_batch_titles=8))
     with BackgroundServer(app) as srv:
         assert gc.get_freeze_count() > 10_000  # the loaded libraries' objects are out of the collector's reach
         body = httpx.post(srv.url + "/predict", json={"titles": titles}).json()
@@ -400,7 +415,7 @@ def test_two_workers_serve_what_title_classifier_predicts(model_dir, reference):
 def test_prometheus_metrics_count_requests_titles_and_model_calls(model_dir):
     from prometheus_client.parser import text_string_to_metric_families
 
-    app = create_app(model_dir, backend="torch", api_key=KEY, max_body_mb=0.01)
+    app = create_app(ServeSettings(model_dir, backend="torch", api_key=KEY, max_body_mb=0.01))
     key = {"X-API-Key": KEY}
     with BackgroundServer(app) as srv:
         for titles in (["VP of Sales"], ["CEO", "Senior Software Engineer"], ["Director " * 400]):
@@ -432,7 +447,7 @@ def test_prometheus_metrics_count_requests_titles_and_model_calls(model_dir):
 
 
 def test_truncated_titles_are_counted_on_the_hugging_face_route_too(model_dir):
-    app = create_app(model_dir, backend="torch", workers=1)
+    app = create_app(ServeSettings(model_dir, backend="torch", workers=1))
     with BackgroundServer(app) as srv:
         r = httpx.post(srv.url + "/", json={"inputs": ["Director " * 400, "VP of Sales"]})
         assert r.status_code == 200, r.text
@@ -572,7 +587,7 @@ def test_threads_reach_the_model_and_bad_values_are_one_line(model_dir):
 
     settings = settings_from_args(build_parser().parse_args(["--model", str(model_dir), "--threads", "1"]))
     assert settings.threads == 1
-    app = create_app(model_dir, backend="torch", threads=1)
+    app = create_app(ServeSettings(model_dir, backend="torch", threads=1))
     with BackgroundServer(app) as srv:
         assert httpx.post(srv.url + "/predict", json={"titles": TITLES}).status_code == 200
         assert app.state.loaded.predictor.clf.threads == 1

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 from jobtitles.predict.inference import TitleClassifier
-from jobtitles.serve import create_app
+from jobtitles.serve import ServeSettings, create_app
 from jobtitles.serve.runner import BackgroundServer
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -35,7 +35,7 @@ def headless_chromium(profile: str):
 def page(tiny_run_dir):
     model_dir = tiny_run_dir / "model"
     profile = tempfile.mkdtemp(prefix="jobtitles-chromium-")
-    with BackgroundServer(create_app(model_dir, backend="torch")) as server:
+    with BackgroundServer(create_app(ServeSettings(model_dir, backend="torch"))) as server:
         driver = headless_chromium(profile)
         try:
             yield driver, server.url, TitleClassifier(model_dir, backend="torch")

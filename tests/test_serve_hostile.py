@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from jobtitles.core.errors import UserError
-from jobtitles.serve import create_app
+from jobtitles.serve import ServeSettings, create_app
 from jobtitles.serve.runner import BackgroundServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,8 @@ def model_dir(tiny_run_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def server(model_dir):
-    app = create_app(model_dir, backend="torch", workers=1, body_timeout=1, header_timeout=1, model_check_s=0)
+    app = create_app(ServeSettings(model_dir, backend="torch", workers=1, body_timeout=1, header_timeout=1,
+                                   model_check_s=0))
     with BackgroundServer(app) as srv:
         yield srv
 
@@ -111,7 +112,7 @@ def test_half_sent_and_trickled_bodies_get_408_and_the_connection_closed(server)
 
 @pytest.mark.parametrize("http", ["h11", "httptools"])
 def test_half_sent_heads_and_idle_connections_are_cut_off(model_dir, http):
-    app = create_app(model_dir, backend="torch", workers=1, header_timeout=1, model_check_s=0)
+    app = create_app(ServeSettings(model_dir, backend="torch", workers=1, header_timeout=1, model_check_s=0))
     with BackgroundServer(app, http=http) as srv:
         port = _port(srv.url)
         raw, took = exchange(port, [b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Ty"])
@@ -223,7 +224,7 @@ def test_upload_titles_get_the_same_text_checks(model_dir):
     from jobtitles.serve.app import check_texts
     from jobtitles.serve.http_errors import ApiError
 
-    with BackgroundServer(create_app(model_dir, backend="torch", workers=1, model_check_s=0)) as srv:
+    with BackgroundServer(create_app(ServeSettings(model_dir, backend="torch", workers=1, model_check_s=0))) as srv:
         csv = "Title\nCEO\n\u200b\u2060\x01\n".encode()
         r = httpx.post(srv.url + "/predict_csv", files={"file": ("mine.csv", csv, "text/csv")})
         cesu = httpx.post(srv.url + "/predict_csv", files={"file": ("s.csv", b"Title\nVP \xed\xa0\x80\n", "text/csv")})
@@ -298,7 +299,7 @@ def test_hostile_json_bodies_get_a_4xx_of_the_error_shape(server):
 
 
 def test_a_bug_is_the_json_500_logged_once_without_a_traceback_in_the_answer(model_dir, caplog):
-    app = create_app(model_dir, backend="torch", workers=1, model_check_s=0)
+    app = create_app(ServeSettings(model_dir, backend="torch", workers=1, model_check_s=0))
     with BackgroundServer(app) as srv:
         def broken(titles):
             raise RuntimeError("boom in /srv/secret/model")
@@ -325,7 +326,7 @@ def test_a_plain_transformers_checkpoint_is_refused_in_one_line(tiny_model_dir, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tiny_model_dir}: not a trained multi-label classifier") and err.count("\n") == 1
     with pytest.raises(UserError, match="not a trained multi-label classifier .*found problem_type None"):
-        create_app(tiny_model_dir)
+        create_app(ServeSettings(tiny_model_dir))
 
 
 def test_a_model_that_fails_to_load_is_one_line_at_startup(model_dir, tmp_path, capfd):
@@ -337,7 +338,7 @@ def test_a_model_that_fails_to_load_is_one_line_at_startup(model_dir, tmp_path, 
     shutil.copytree(model_dir, folder)
     (folder / "model.safetensors").unlink()
     with pytest.raises(UserError, match="the model weights do not load"):
-        with BackgroundServer(create_app(folder, backend="torch", workers=1, model_check_s=0)):
+        with BackgroundServer(create_app(ServeSettings(folder, backend="torch", workers=1, model_check_s=0))):
             pass
     assert "Traceback" not in capfd.readouterr().err
     assert serve_main(["--model", str(folder), "--backend", "torch", "--port", "0", "--workers", "1"]) == 2
@@ -361,7 +362,7 @@ def test_settings_are_checked_in_one_place(model_dir, capsys):
              ({"backend": "tpu"}, "--backend: expected one of torch, onnx, onnx-int8, found 'tpu'")]
     for options, message in cases:
         with pytest.raises(UserError, match=f"^{message}"):
-            create_app(model_dir, **options)
+            create_app(ServeSettings(model_dir, **options))
     assert serve_main(["--model", str(model_dir), "--body_timeout", "-1"]) == 2
     assert capsys.readouterr().err == "error: --body_timeout: expected a positive number of seconds, found -1.0\n"
 
@@ -385,7 +386,7 @@ def test_no_answer_names_a_server_path(model_dir, tmp_path, monkeypatch):
     shutil.copytree(model_dir.parent, folder.parent, ignore=shutil.ignore_patterns("folds", "plots"))
     monkeypatch.setattr(backend, "_onnxruntime_installed", lambda: True)
     monkeypatch.setattr(backend, "_writable", lambda folder: False)  # a reason that used to quote the folder
-    app = create_app(folder, workers=1, model_check_s=0)
+    app = create_app(ServeSettings(folder, workers=1, model_check_s=0))
     with BackgroundServer(app) as srv:
         answers = [httpx.get(srv.url + path) for path in ("/info", "/health", "/metrics", "/", "/static/app.js",
                                                           "/nope", "/docs", "/openapi.json")]
@@ -405,7 +406,7 @@ def test_no_answer_names_a_server_path(model_dir, tmp_path, monkeypatch):
 def test_a_replaced_model_folder_is_logged_once_and_reported_by_health(model_dir, tmp_path, caplog):
     folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)
-    app = create_app(folder, backend="torch", workers=1, model_check_s=0.1)
+    app = create_app(ServeSettings(folder, backend="torch", workers=1, model_check_s=0.1))
     with caplog.at_level(logging.WARNING, logger="jobtitles.serve"), BackgroundServer(app) as srv:
         time.sleep(0.3)
         assert httpx.get(srv.url + "/health").json() == {"status": "ok", "model_changed": False}

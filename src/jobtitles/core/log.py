@@ -14,9 +14,22 @@ def warn(message: str) -> None:
     logger.warning(message)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a message is logged, not when logging was set up: a notebook, a test
+    capture or a redirect may replace (and close) the stream the handler was made with."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging(verbose: bool = False) -> None:
     """Our messages as `LEVEL: text` on stderr. The logger still propagates, so test captures see it too."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logger.handlers[:] = [handler]
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from jobtitles.core.labels import split_labels
 OPSET = 17
 MIN_AGREEMENT = 0.995
 MAX_F1_DROP = 0.005
+PARITY_FAILED = "parity check failed; use --backend torch or the fp32 export"
 
 
 class _Logits:
@@ -141,32 +144,86 @@ class Parity:
                 "micro_f1_onnx": multilabel_metrics(self.y, pred)["micro_f1"]}
 
 
-def verdict(backend: str, n: int, r: dict[str, float], agreement: float | None = None) -> bool:
-    """Print the parity line; `agreement` overrides the all-rows figure (held-out half after a fallback)."""
-    drop = r["micro_f1_torch"] - r["micro_f1_onnx"]
-    judged = r["agreement"] if agreement is None else agreement
-    ok = min(judged, r["agreement"]) >= MIN_AGREEMENT and drop <= MAX_F1_DROP
-    held = "" if agreement is None else f" ({agreement:.2%} on the half the fallback was not chosen on)"
-    print(f"parity {backend} vs torch on {n} titles: label sets agree on {r['agreement']:.2%}{held} "
-          f"(need >= {MIN_AGREEMENT:.1%}); micro-F1 torch {r['micro_f1_torch']:.4f}, {backend} "
-          f"{r['micro_f1_onnx']:.4f} (drop {drop:+.4f}, allowed {MAX_F1_DROP}) -> {'OK' if ok else 'FAILED'}")
-    return ok
+@dataclass(frozen=True)
+class ParityCheck:
+    """One backend against PyTorch on the parity rows."""
+
+    backend: str
+    n: int
+    agreement: float  # share of rows whose label set equals PyTorch's
+    micro_f1_torch: float
+    micro_f1_onnx: float
+    held_out: float | None = None  # agreement on the rows a fallback was not chosen on
+
+    @property
+    def ok(self) -> bool:
+        judged = self.agreement if self.held_out is None else self.held_out
+        return min(judged, self.agreement) >= MIN_AGREEMENT and self.micro_f1_torch - self.micro_f1_onnx <= MAX_F1_DROP
+
+    def line(self) -> str:
+        drop = self.micro_f1_torch - self.micro_f1_onnx
+        held = "" if self.held_out is None else f" ({self.held_out:.2%} on the half the fallback was not chosen on)"
+        return (f"parity {self.backend} vs torch on {self.n} titles: label sets agree on {self.agreement:.2%}{held} "
+                f"(need >= {MIN_AGREEMENT:.1%}); micro-F1 torch {self.micro_f1_torch:.4f}, {self.backend} "
+                f"{self.micro_f1_onnx:.4f} (drop {drop:+.4f}, allowed {MAX_F1_DROP}) -> {'OK' if self.ok else 'FAILED'}")
 
 
-def int8_with_fallback(model_dir: Path, check: Parity) -> bool:
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote and how its parity checks went (none when it ran without them)."""
+
+    written: tuple[Path, ...]
+    checks: tuple[ParityCheck, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def _checked(check: Parity, backend: str, name: str | None = None, held_out: float | None = None) -> ParityCheck:
+    return ParityCheck(name or backend, len(check.titles), held_out=held_out, **check.compare(backend))
+
+
+def int8_with_fallback(model_dir: Path, check: Parity, say: Callable[[str], None]) -> ParityCheck:
     from jobtitles.predict.quantize import accuracy_aware
 
     onnx_dir = model_dir / "onnx"
-    n = len(check.titles)
-    if verdict("onnx-int8", n, check.compare("onnx-int8")):
-        return True
-    print("int8: below target; keeping the most sensitive encoder layers in fp32 (chosen on even rows, "
-          "checked on odd rows)")
+    first = _checked(check, "onnx-int8")
+    say(first.line())
+    if first.ok:
+        return first
+    say("int8: below target; keeping the most sensitive encoder layers in fp32 (chosen on even rows, "
+        "checked on odd rows)")
     kept, steps = accuracy_aware(onnx_dir / "model.onnx", onnx_dir / "model_int8.onnx",
                                  lambda: check.same_rows("onnx-int8"), MIN_AGREEMENT, min_fp32_groups=1)
     path = onnx_dir / "model_int8.onnx"
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {', '.join(kept)} in fp32)")
-    return verdict(f"onnx-int8 ({', '.join(kept)} fp32)", n, check.compare("onnx-int8"), agreement=steps[-1][2])
+    say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {', '.join(kept)} in fp32)")
+    final = _checked(check, "onnx-int8", f"onnx-int8 ({', '.join(kept)} fp32)", held_out=steps[-1][2])
+    say(final.line())
+    return final
+
+
+def export_model(model_dir: Path, int8: bool, titles_file: Path | None = None, parity: bool = True,
+                 fallback: bool = True, say: Callable[[str], None] = print) -> ExportReport:
+    """Export (fp32, and int8 when asked), then check each file against PyTorch on the parity rows; `say`
+    gets every progress line (the CLI prints them, serve logs them). A UserError when the folder or the parity
+    rows are unusable; the report says whether the checks passed."""
+    written = tuple(export_onnx(model_dir, int8))
+    for path in written:
+        say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if not parity:
+        return ExportReport(written)
+    titles, gold = parity_rows(model_dir, titles_file)
+    check = Parity(model_dir, titles, gold)
+    checks = [_checked(check, "onnx")]
+    say(checks[0].line())
+    if int8:
+        if fallback:
+            checks.append(int8_with_fallback(model_dir, check, say))
+        else:
+            checks.append(_checked(check, "onnx-int8"))
+            say(checks[-1].line())
+    return ExportReport(written, tuple(checks))
 
 
 @cli_entry
@@ -181,18 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no_fallback", action="store_true",
                    help="int8 below the parity target: fail instead of keeping sensitive layers in fp32")
     args = p.parse_args(argv)
-    for path in export_onnx(args.model, args.int8):
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    if args.no_parity:
-        return 0
-    titles, gold = parity_rows(args.model, args.titles)
-    check = Parity(args.model, titles, gold)
-    failed = not verdict("onnx", len(titles), check.compare("onnx"))
-    if args.int8:
-        failed |= not (int8_with_fallback(args.model, check) if not args.no_fallback
-                       else verdict("onnx-int8", len(titles), check.compare("onnx-int8")))
-    if failed:
-        print("error: parity check failed; use --backend torch or the fp32 export", file=sys.stderr)
+    report = export_model(args.model, args.int8, args.titles, parity=not args.no_parity,
+                          fallback=not args.no_fallback)
+    if not report.passed:
+        print(f"error: {PARITY_FAILED}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,4 +1,4 @@
-"""The FastAPI app: `create_app(model_dir, ...)`; the model is loaded in the lifespan handler.
+"""The FastAPI app: `create_app(settings)`; the model is loaded in the lifespan handler.
 
 Routes: GET / (the page) and /static/*, GET /health, GET /info, GET /metrics (Prometheus), POST /predict,
 POST /predict_csv, and POST / in the Hugging Face text-classification inference API format, so
@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Sequence
 
@@ -51,6 +51,7 @@ ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 415, 4
 SURROGATE = re.compile("[\ud800-\udfff]")
 VISIBLE = frozenset("LNPSM")  # Unicode categories of letters, numbers, punctuation, symbols and marks
 SCAN_CHARS = 10_000
+PROTECTED = [Depends(api_key_dependency)]  # declares the key in /docs; the route classes check it (guards.py)
 
 
 @dataclass
@@ -69,11 +70,10 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _load(settings: ServeSettings, metrics: ServeMetrics) -> Loaded:
+def _load(settings: ServeSettings, backend: BackendChoice | None, metrics: ServeMetrics) -> Loaded:
     from jobtitles.predict.inference import TitleClassifier
 
-    choice = (BackendChoice(settings.backend, settings.backend_reason) if settings.backend and settings.backend_reason
-              else choose_backend(settings.model_dir, settings.backend))
+    choice = backend or choose_backend(settings.model_dir, settings.backend)
     logger.info("backend %s (%s)", choice.backend, choice.reason)
     watch = ModelWatch(settings.model_dir)  # after a first-use export, before loading: what is served
     on_gpu = choice.backend == "torch" and _cuda_available()
@@ -165,17 +165,39 @@ def _time_left(app: FastAPI, settings: ServeSettings) -> float:
     return settings.shutdown_timeout if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-def create_app(model_dir: str | Path, backend: str | None = None, **options) -> FastAPI:
-    """The app for one model folder; `options` are ServeSettings fields (max_titles, api_key, batch_wait_ms...).
-    A folder that is not a trained model, or a setting out of range, is a UserError here, before any server."""
+def create_app(settings: ServeSettings, backend: BackendChoice | None = None) -> FastAPI:
+    """The app for one model folder. `backend`: already chosen (serve.py chooses it before uvicorn starts, so an
+    export problem is one line); None: chosen when the model loads. A folder that is not a trained model is a
+    UserError here, before any server (the settings checked themselves when they were built)."""
     from jobtitles.core.model_folder import read_model_config
 
-    settings = replace(ServeSettings(model_dir=Path(model_dir)), backend=backend, **options)
     read_model_config(settings.model_dir)
+    metrics = create_metrics()
+    app = FastAPI(title="jobtitles", version="1", lifespan=_lifespan(settings, backend, metrics),
+                  description="Multi-label job-title classification (labels and a sigmoid score per label).")
+    app.state.settings = settings
+    app.state.loaded = None
+    app.state.metrics = metrics
+    app.state.startup_error = None  # a UserError that stopped the model from loading (FailureMiddleware)
+    install_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
+    app.add_middleware(FailureMiddleware, shutdown_timeout=settings.shutdown_timeout)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, so it sees the 413s and 500s
+    _status_routes(app, settings, metrics)
+    _predict_routes(app, settings, metrics)
 
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _lifespan(settings: ServeSettings, backend: BackendChoice | None, metrics: ServeMetrics):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded = app.state.loaded = _load(settings, metrics)  # a UserError: one line (FailureMiddleware)
+        loaded = app.state.loaded = _load(settings, backend, metrics)  # a UserError: one line (FailureMiddleware)
         logger.info("ready: %s", settings.model_dir)
         watching = asyncio.create_task(loaded.watch.run(settings.model_check_s)) if settings.model_check_s else None
         yield
@@ -188,33 +210,17 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
             gc.unfreeze()  # a process that goes on (tests, notebooks) collects those objects again
         app.state.loaded = None
 
-    app = FastAPI(title="jobtitles", version="1", lifespan=lifespan,
-                  description="Multi-label job-title classification (labels and a sigmoid score per label).")
-    metrics = create_metrics()
-    app.state.settings = settings
-    app.state.loaded = None
-    app.state.metrics = metrics
-    app.state.startup_error = None  # a UserError that stopped the model from loading (FailureMiddleware)
-    install_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
-    app.add_middleware(FailureMiddleware, shutdown_timeout=settings.shutdown_timeout)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, so it sees the 413s and 500s
+    return lifespan
 
-    def loaded() -> Loaded:
-        if app.state.loaded is None:
-            raise ApiError(503, "loading", "the model is still loading; retry in a moment")
-        return app.state.loaded
 
-    async def predicted(titles: list[str]) -> list[Prediction]:
-        """The model's answer for every route that predicts, so the metrics count titles from all of them."""
-        preds = await loaded().batcher.predict(titles)
-        metrics.truncated.inc(sum(p.truncated for p in preds))
-        return preds
+def _loaded(app: FastAPI) -> Loaded:
+    if app.state.loaded is None:
+        raise ApiError(503, "loading", "the model is still loading; retry in a moment")
+    return app.state.loaded
 
-    protected = [Depends(api_key_dependency)]
-    api = APIRouter(route_class=JSONRoute, dependencies=protected, responses=ERRORS)
-    reads = APIRouter(route_class=ProtectedRoute, dependencies=protected, responses=ERRORS)
-    uploads = APIRouter(route_class=UploadRoute, dependencies=protected, responses=ERRORS)
+
+def _status_routes(app: FastAPI, settings: ServeSettings, metrics: ServeMetrics) -> None:
+    reads = APIRouter(route_class=ProtectedRoute, dependencies=PROTECTED, responses=ERRORS)
 
     @app.get("/health", response_model=HealthResponse, tags=["status"])
     async def health() -> JSONResponse:
@@ -226,7 +232,7 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
 
     @reads.get("/info", response_model=InfoResponse, tags=["status"])
     async def info() -> InfoResponse:
-        return _info(settings, loaded())
+        return _info(settings, _loaded(app))
 
     @reads.get("/metrics", tags=["status"], response_class=Response,
                 responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
@@ -235,16 +241,29 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
+    app.include_router(reads)
+
+
+def _predict_routes(app: FastAPI, settings: ServeSettings, metrics: ServeMetrics) -> None:
+    api = APIRouter(route_class=JSONRoute, dependencies=PROTECTED, responses=ERRORS)
+    uploads = APIRouter(route_class=UploadRoute, dependencies=PROTECTED, responses=ERRORS)
+
+    async def predicted(titles: list[str]) -> list[Prediction]:
+        """The model's answer for every route that predicts, so the metrics count titles from all of them."""
+        preds = await _loaded(app).batcher.predict(titles)
+        metrics.truncated.inc(sum(p.truncated for p in preds))
+        return preds
+
     @api.post("/predict", response_model=PredictResponse, response_model_exclude_none=True, tags=["predict"])
     async def predict(body: PredictRequest) -> PredictResponse:
-        state = loaded()
+        state = _loaded(app)
         titles = _checked_titles(body.titles, settings, "titles")
         return _response(await predicted(titles), state)
 
     @uploads.post("/predict_csv", response_model=PredictResponse, response_model_exclude_none=True, tags=["predict"])
     async def predict_csv(file: UploadFile = File(description="CSV in the project's schema (Title;Column 1;...) "
                                                               "or .txt, one title per line")) -> PredictResponse:
-        state = loaded()
+        state = _loaded(app)
         upload = await read_upload(file, settings.max_titles)
         check_texts(upload.titles, [f"{upload.name} row {row}" for row in upload.rows], "file")
         return _response(await predicted(upload.titles), state, upload.rows, upload.gold)
@@ -258,13 +277,5 @@ def create_app(model_dir: str | Path, backend: str | None = None, **options) -> 
         return [hf_scores(p.scores, params.top_k if params else None,
                           params.function_to_apply if params else None) for p in preds]
 
-    app.include_router(reads)
     app.include_router(api)
     app.include_router(uploads)
-
-    @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app

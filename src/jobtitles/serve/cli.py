@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
-    """Every value is checked by ServeSettings itself (the same checks as create_app's keyword arguments)."""
+    """Every value is checked by ServeSettings itself (as for any caller of create_app)."""
     return ServeSettings(model_dir=args.model, backend=args.backend, max_titles=args.max_titles,
                          max_body_mb=args.max_body_mb, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
                          batch_wait_ms=args.batch_wait_ms, max_batch_titles=args.max_batch_titles,
@@ -116,9 +116,7 @@ def serve_main(argv: list[str] | None = None) -> int:
 
     # Chosen (and exported if needed) before uvicorn starts, so a problem is one `error:` line, not a
     # lifespan traceback; the model itself is loaded in the app's lifespan handler.
-    choice = choose_backend(settings.model_dir, settings.backend)
-    fields = {k: v for k, v in vars(settings).items() if k not in ("model_dir", "backend", "backend_reason")}
-    app = create_app(settings.model_dir, choice.backend, backend_reason=choice.reason, **fields)
+    app = create_app(settings, choose_backend(settings.model_dir, settings.backend))
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         print(f"warning: listening on {args.host} without --api_key: anyone who can reach it can use it",
               file=sys.stderr)

@@ -38,7 +38,10 @@ def check_api_key(request: Request) -> None:
 
 async def api_key_dependency(request: Request, _key: str | None = Security(api_key_header),
                              _bearer: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
-    check_api_key(request)  # also checked before the body is parsed; here it documents the route in /docs
+    """Shows the key in /docs. The route classes below check it before the body is read; a route without one
+    of them is checked here, so every protected request is checked exactly once."""
+    if not getattr(request.state, "api_key_checked", False):
+        check_api_key(request)
 
 
 class _CheckedRoute(APIRoute):
@@ -52,6 +55,7 @@ class _CheckedRoute(APIRoute):
         async def checked(request: Request):
             if protected:
                 check_api_key(request)
+                request.state.api_key_checked = True
             if content_type and request.method == "POST":
                 found = request.headers.get("content-type", "").split(";")[0].strip().lower()
                 if found != content_type:

@@ -1,7 +1,7 @@
 """uvicorn set up for an app of create_app (serve.py uses it, and so can notebooks), and the app in a
 background thread on a free loopback port (tests, benchmarks, notebooks):
 
-    with BackgroundServer(create_app("outputs/base/model")) as server:
+    with BackgroundServer(create_app(ServeSettings("outputs/base/model"))) as server:
         httpx.post(server.url + "/predict", json={"titles": ["VP of Sales"]})
 
 `uvicorn_config` carries the app's limits to uvicorn: the request-head deadline and size (connections.py),

@@ -1,5 +1,5 @@
-"""What a server is started with: one dataclass, filled by the CLI or by create_app's keyword arguments, and
-checked in one place (__post_init__), so `create_app(..., max_titles=0)` is refused as `serve.py --max_titles 0`."""
+"""What a server is started with: one frozen dataclass, filled by the CLI or by the caller of `create_app`, and
+checked in one place (__post_init__), so `ServeSettings(..., max_titles=0)` is refused as `serve.py --max_titles 0`."""
 
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ _RULES: dict[str, tuple[type, bool, str]] = {  # field -> (type, zero allowed, e
 class ServeSettings:
     model_dir: Path
     backend: str | None = None        # None: the fastest available (onnx-int8, exported on first use)
-    backend_reason: str | None = None # why `backend` was chosen, when the caller chose it (serve.py does)
     max_titles: int = 1000            # titles per request (JSON list or CSV rows)
     max_body_mb: float = 2.0          # request body limit, checked on Content-Length and on the bytes received
     api_key: str | None = None        # checked on every route except /health and the page's files
@@ -60,6 +59,7 @@ class ServeSettings:
     model_check_s: float = 5.0        # how often the model folder is checked for replaced files (0: never)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model_dir", Path(self.model_dir))  # a str from a notebook is fine too
         for name, (kind, zero_ok, expected) in _RULES.items():
             _check(name, getattr(self, name), kind, zero_ok, expected)
         if self.backend is not None and self.backend not in BACKENDS:
