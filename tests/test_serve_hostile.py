@@ -363,6 +363,9 @@ def test_settings_are_checked_in_one_place(model_dir, capsys):
     for options, message in cases:
         with pytest.raises(UserError, match=f"^{message}"):
             create_app(ServeSettings(model_dir, **options))
+    for folder in (5, None, ""):
+        with pytest.raises(UserError, match=f"^--model: expected a model folder path, found {folder!r}"):
+            ServeSettings(folder)
     assert serve_main(["--model", str(model_dir), "--body_timeout", "-1"]) == 2
     assert capsys.readouterr().err == "error: --body_timeout: expected a positive number of seconds, found -1.0\n"
 

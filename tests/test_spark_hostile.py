@@ -78,7 +78,8 @@ def test_unreachable_master_is_bounded(monkeypatch):
     from jobtitles.predict import spark_predict
 
     monkeypatch.setattr(spark_predict, "CONNECT_SECONDS", 1)
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
+    # a connection that never answers; what it returns after the test is closed by the still-running thread
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30) or __import__("io").BytesIO())
     t0 = time.perf_counter()
     with pytest.raises(Exception, match=r"^--master spark://10\.255\.255\.1:7077: expected a master that accepts "
                                         r"connections, found 10\.255\.255\.1:7077 \(no answer within 1 s\); start it "

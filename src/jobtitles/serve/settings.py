@@ -59,6 +59,8 @@ class ServeSettings:
     model_check_s: float = 5.0        # how often the model folder is checked for replaced files (0: never)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.model_dir, (str, Path)) or not str(self.model_dir):
+            raise UserError(f"--model: expected a model folder path, found {self.model_dir!r}")
         object.__setattr__(self, "model_dir", Path(self.model_dir))  # a str from a notebook is fine too
         for name, (kind, zero_ok, expected) in _RULES.items():
             _check(name, getattr(self, name), kind, zero_ok, expected)
