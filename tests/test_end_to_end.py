@@ -191,6 +191,27 @@ def test_pipeline_returns_sigmoid_scores_with_label_names(run_dir):
     assert [got[lab] for lab in labels] == pytest.approx(expected.tolist(), abs=1e-5)
 
 
+def test_the_training_max_length_is_every_backend_s_default(run_dir):
+    """The run trained on titles cut to max_length (16 in the tests): the folder says so in the tokenizer's own
+    model_max_length, so TitleClassifier and pipeline(truncation=True) cut a long title at the same token."""
+    from transformers import pipeline
+
+    from jobtitles import TitleClassifier
+
+    assert read_json(run_dir / "model" / "tokenizer_config.json")["model_max_length"] == 16
+    clf = TitleClassifier(run_dir / "model")
+    assert clf.max_length == 16
+    long_title = "Senior Vice President of Global Sales Operations and Business Development for Europe, the Middle East and Africa"
+    scores, cut = clf.score_titles([long_title, "CEO"])
+    assert cut == [True, False]
+    plain = pipeline("text-classification", model=str(run_dir / "model"), top_k=None, function_to_apply="sigmoid")
+    got = {d["label"]: d["score"] for d in plain([long_title], truncation=True)[0]}
+    # the labels TitleClassifier scores with the transformer alone (others may take the TF-IDF baseline's score)
+    own = [j for j, src in enumerate(clf.scoring.sources or ["transformer"] * len(clf.labels)) if src == "transformer"]
+    assert own and not clf.scoring.softmax_groups
+    assert [got[clf.labels[j]] for j in own] == pytest.approx([scores[0][j] for j in own], abs=1e-5)
+
+
 def test_title_classifier_applies_saved_thresholds(run_dir):
     from jobtitles import TitleClassifier
 

@@ -41,6 +41,8 @@ class TitleClassifier:
         self.tokenizer = load_checked_tokenizer(self.model_dir, cfg)
         self._baseline = load_baseline(self.model_dir, len(self.labels)) if self.scoring.needs_baseline else None
         positions = int(cfg.get("max_position_embeddings") or 512)  # a title never needs more than 128 tokens
+        # train.py saves the training max_length as the tokenizer's model_max_length, so it is the default
+        # here as in pipeline(truncation=True); folders of other origin say 512 or more, and 128 is the default
         limit = self.tokenizer.model_max_length  # a hostile tokenizer_config.json may hold anything here
         limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 4 else positions
         self.max_length = min(max_length or 128, limit, positions)

@@ -51,6 +51,9 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
             final_loss_history=final.loss_history(),
             timing=dataclasses.replace(result.timing, final_train_seconds=final.train_seconds))
         model.config.update(decision_config(result))
+        # the tokenizer's own limit is what every backend and transformers' pipeline(truncation=True) cut to:
+        # the length the model was trained with, not the encoder's 512
+        tokenizer.model_max_length = project.model.max_length
         tmp = run_dir / ".model.tmp"
         try:
             with disk_errors(tmp):  # a full disk is one line naming the folder, whichever library wrote
