@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jobtitles.cli import predict_main
@@ -123,6 +124,29 @@ def test_predict_empty_list_returns_empty(model):
 
     clf = TitleClassifier(model)
     assert clf.predict([]) == [] and clf.predict_scores([]).shape == (0, len(clf.labels))
+
+
+BLANKS = ["", "   ", "\u200b\u200d", "\x00\x07", "\t\u2060"]  # nothing visible: spaces, controls, zero-width
+
+
+def test_one_rule_for_empty_titles_on_every_path(model, capsys):
+    """Python, predict.py, Spark's function and the HTTP check agree on which titles are empty (titles.is_blank),
+    and none of them gives such a title a label."""
+    from jobtitles import TitleClassifier
+    from jobtitles.core.titles import is_blank
+    from jobtitles.predict.spark import make_predict_fn_factory
+    from jobtitles.serve.app import _text_problem
+
+    assert all(map(is_blank, BLANKS)) and not any(map(is_blank, ["CEO", "\u00b7", "\u0663", "e\u0301"]))
+    clf = TitleClassifier(model)
+    assert clf.predict([*BLANKS, "CEO"])[:-1] == [[]] * len(BLANKS) and clf.predict("CEO") and clf.predict("") == []
+    spark_fn = make_predict_fn_factory(model, "torch", 8, False)()
+    assert spark_fn(np.array([*BLANKS, None, "CEO"], dtype=object))["valid"].tolist() == [0] * 6 + [1]
+    assert [_text_problem(t)[0] for t in BLANKS] == ["empty_title"] * len(BLANKS) and _text_problem("CEO") is None
+    assert predict_main(["--model", model, *BLANKS, "CEO"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split("\t")[0] for line in out.strip().splitlines()] == ["CEO"]
+    assert f"skipped {len(BLANKS)} empty titles (rows 1, 2, 3, 4, 5)" in err
 
 
 def test_empty_titles_on_the_command_line_are_skipped_and_reported(model, capsys):

@@ -22,7 +22,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from jobtitles.core.errors import UserError
 from jobtitles.core.log import logger, warn
 from jobtitles.core.label_groups import LabelGroup, describe, detect_groups, explicit_groups
-from jobtitles.core.titles import MAX_TITLE_CHARS, clean_title
+from jobtitles.core.titles import MAX_TITLE_CHARS, clean_title, is_blank
 
 MAX_LISTED = 8  # row numbers listed in one message before "and N more"
 
@@ -393,7 +393,7 @@ def _title_chunks(lines, path: Path, chunk_size: int, text_column: str, label_pr
     titles, rows, gold = [], [], []
     for line_no, cells in records:
         title = " ".join(cells[title_idx].split()) if title_idx < len(cells) else ""
-        if not title:
+        if is_blank(title):  # the prediction side's one rule (titles.is_blank)
             if empty_rows is not None:
                 empty_rows.append(line_no)
             continue

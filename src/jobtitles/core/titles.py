@@ -6,6 +6,7 @@ tokenizer can encode) replaced by U+FFFD."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Sequence
 
 from jobtitles.core.errors import UserError
@@ -14,6 +15,15 @@ from jobtitles.core.errors import UserError
 # max_length tokens can cover in practice, so only hostile or broken input is cut.
 MAX_TITLE_CHARS = 1000
 _SURROGATE = re.compile("[\ud800-\udfff]")
+VISIBLE = frozenset("LNPSM")  # Unicode categories of letters, numbers, punctuation, symbols and marks
+SCAN_CHARS = 10_000  # the blank check looks this far (far beyond what a model reads): a megabyte of blanks is cheap
+
+
+def is_blank(title: object) -> bool:
+    """The one rule for an empty title on every prediction path: not a string, or nothing visible in it (only
+    spaces, control and zero-width characters). Such a title gets no labels: [] from TitleClassifier.predict,
+    null from Spark, skipped and reported by predict.py, 422 `empty_title` from the HTTP API."""
+    return not isinstance(title, str) or not any(unicodedata.category(c)[0] in VISIBLE for c in title[:SCAN_CHARS])
 
 
 def clean_title(title: str) -> tuple[str, bool]:

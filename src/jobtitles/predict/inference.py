@@ -17,7 +17,7 @@ from jobtitles.core.decision_rule import DecisionRule
 from jobtitles.core.errors import UserError
 from jobtitles.core.model_folder import ONNX_FILES, labels_of, load_checked_tokenizer, quiet_loading, read_model_config
 from jobtitles.core.scoring import Scoring
-from jobtitles.core.titles import clean_titles
+from jobtitles.core.titles import clean_titles, is_blank
 from jobtitles.core.tokenization import length_order
 
 
@@ -171,6 +171,8 @@ class TitleClassifier:
     def predict(self, titles: str | Sequence[str]) -> list[str] | list[list[str]]:
         """Label names per title (a list for one string, a list of lists for a list)."""
         single = isinstance(titles, str)
+        titles = [titles] if single else list(titles)
         pred = self.decide(self.predict_scores(titles))
+        pred[[is_blank(t) for t in titles]] = 0  # an empty title gets no labels, as on every path (titles.is_blank)
         out = [[self.labels[j] for j in np.flatnonzero(row)] for row in pred]
         return out[0] if single else out

@@ -30,6 +30,7 @@ import numpy as np
 
 from jobtitles.core.errors import UserError
 from jobtitles.core.model_folder import ONNX_FILES
+from jobtitles.core.titles import is_blank
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 ROWS_PER_CALL = 10_000  # titles handed to TitleClassifier at once (= Arrow's default maxRecordsPerBatch); it
@@ -110,11 +111,11 @@ def make_predict_fn_factory(model_dir: str, backend: str, batch_size: int, shipp
 
         def predict(titles: np.ndarray) -> dict[str, np.ndarray]:
             cleaned = [clean_title(t) for t in titles]
-            valid = np.array([bool(t) for t in cleaned], dtype=bool)
+            valid = np.array([not is_blank(t) for t in cleaned], dtype=bool)
             scores = np.zeros((len(cleaned), n_labels), dtype=np.float32)
             hot = np.zeros((len(cleaned), n_labels), dtype=np.int8)
             if valid.any():
-                kept = [t for t in cleaned if t]
+                kept = [t for t, ok in zip(cleaned, valid) if ok]
                 s = clf.predict_scores(kept)  # length-sorted, batched, in input order
                 scores[valid] = s
                 hot[valid] = clf.decide(s)  # saved thresholds + every decision rule of the model
@@ -136,7 +137,7 @@ def _task_cpus() -> int:
 @dataclass
 class TitleLabeler:
     """A Spark column function: `labeler(col)` -> struct<labels: array<string>, scores: map<string,float>>,
-    null where the title is null, empty or whitespace only."""
+    null where the title is null or blank (titles.is_blank: nothing visible in it)."""
 
     model_dir: str
     labels: list[str]

@@ -18,7 +18,6 @@ import gc
 import logging
 import re
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Sequence
@@ -27,6 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, File, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from jobtitles.core.titles import is_blank
 from jobtitles.serve.backend import BackendChoice, choose_backend
 from jobtitles.serve.batching import MicroBatcher
 from jobtitles.serve.failures import FailureMiddleware
@@ -49,8 +49,6 @@ logger = logging.getLogger("jobtitles.serve")
 STATIC = Path(__file__).with_name("static")
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 415, 422, 500, 503)}
 SURROGATE = re.compile("[\ud800-\udfff]")
-VISIBLE = frozenset("LNPSM")  # Unicode categories of letters, numbers, punctuation, symbols and marks
-SCAN_CHARS = 10_000
 PROTECTED = [Depends(api_key_dependency)]  # declares the key in /docs; the route classes check it (guards.py)
 
 
@@ -106,9 +104,7 @@ def _text_problem(title: str) -> tuple[str, str] | None:
     if bad:  # JSON can carry "\ud800", which is no character: it cannot be tokenized nor sent back as UTF-8
         return "invalid_text", (f"a lone UTF-16 surrogate ({ascii(bad.group())}) at character {bad.start()}, "
                                 f"which is not text; send valid Unicode (was a character cut in half?)")
-    # only spaces, controls and zero-width marks; the scan stops at the first visible character, and at
-    # SCAN_CHARS (far beyond what a model reads) so a megabyte of blanks costs the event loop little
-    if not any(unicodedata.category(c)[0] in VISIBLE for c in title[:SCAN_CHARS]):
+    if is_blank(title):  # the scan stops at the first visible character: a megabyte of blanks costs little
         return "empty_title", "empty title; expected text such as 'VP of Sales'"
     return None
 
