@@ -22,7 +22,7 @@ SCAN_CHARS = 10_000  # the blank check looks this far (far beyond what a model r
 def is_blank(title: object) -> bool:
     """The one rule for an empty title on every prediction path: not a string, or nothing visible in it (only
     spaces, control and zero-width characters). Such a title gets no labels: [] from TitleClassifier.predict,
-    null from Spark, skipped and reported by predict.py, 422 `empty_title` from the HTTP API."""
+    null from Spark, skipped by predict.py and the page's CSV upload, 422 `empty_title` from the JSON API."""
     return not isinstance(title, str) or not any(unicodedata.category(c)[0] in VISIBLE for c in title[:SCAN_CHARS])
 
 
