@@ -16,7 +16,8 @@ def warn(message: str) -> None:
 
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is when a message is logged, not when logging was set up: a notebook, a test
-    capture or a redirect may replace (and close) the stream the handler was made with."""
+    capture or a redirect may replace (and close) the stream the handler was made with. (logging's own
+    last-resort handler does the same, through a private class this module does not rely on.)"""
 
     @property  # type: ignore[override]
     def stream(self):

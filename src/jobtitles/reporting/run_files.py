@@ -14,7 +14,7 @@ from jobtitles.core.data import LabeledData
 from jobtitles.core.io_utils import write_json, write_text
 from jobtitles.core.labels import join_labels
 from jobtitles.reporting.report import console_table, render_report
-from jobtitles.selection.run_result import RunResult
+from jobtitles.selection.run_result import LabelIssuesSummary, RunResult
 from jobtitles.core.spreadsheet import escape_cell
 
 if TYPE_CHECKING:
@@ -56,15 +56,15 @@ def write_run_files(run_dir: Path, data: LabeledData, result: RunResult, issues:
     write_json(run_dir / "cv_results.json", result.to_json())
 
 
-def label_issues(run_dir: Path, data: LabeledData, result: RunResult) -> LabelIssues:
-    """Write label_issues.csv. Suggestions are the shipped decision rule's cross-fitted out-of-fold decisions
-    (the same sets as oof_predictions.csv)."""
+def label_issues(run_dir: Path, data: LabeledData, result: RunResult) -> tuple[LabelIssues, LabelIssuesSummary]:
+    """Write label_issues.csv; its rows (for report.md) and counts (for the result). Suggestions are the shipped
+    decision rule's cross-fitted out-of-fold decisions (the same sets as oof_predictions.csv)."""
     from jobtitles.reporting.label_issues import find_label_issues, write_label_issues
 
     issues = find_label_issues(data.titles, data.rows, data.y, data.labels, result.oof_scores,
                                result.oof_predictions)
-    write_label_issues(run_dir, issues)
-    return issues
+    # the file's name, not its path: the same inputs give the same cv_results.json in any run folder
+    return issues, issues.summary(write_label_issues(run_dir, issues).name)
 
 
 def print_summary(result: RunResult, run_dir: Path) -> None:

@@ -68,7 +68,8 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
             sources = choose_sources(oof, base_scores, y, folds, configured,
                                      frozenset(int(j) for cols, _ in softmax for j in cols))
             oof = sources.scores  # the transformer's own scores unless the per-label rule was adopted
-    rule = choose_rule(oof, y, folds, configured, data.groups, project.decision.tune_min_support, project.decision.tune_thresholds)
+    rule = choose_rule(oof, y, folds, configured, data.groups, project.decision.tune_min_support,
+                       project.decision.tune_thresholds)
     variants = candidate_decisions(oof, folds, rule, configured, data.groups)
     if base_scores is not None:  # decoded with the shipped rule's structure, at 0.5: like for like
         variants[BASELINE] = decide_per_fold(base_scores, folds, rule.rule.with_thresholds(np.full(len(labels), 0.5)))

@@ -43,7 +43,7 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
     run_dir = Path(training.output_dir)
     state.on_main_process(check_output_dir)(run_dir)  # only the main process writes in the run folder
     check_max_length(project.model.model_name_or_path, project.model.max_length)
-    precision = resolve_precision(project.model.precision)  # an impossible precision stops here, before any data is read
+    precision = resolve_precision(project.model.precision)  # an impossible one stops here, before any data is read
     with RunLock(run_dir) if state.is_main_process else contextlib.nullcontext():
         return _run(project, training, run_dir, state, precision)
 
@@ -51,7 +51,8 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
 def check_data(data: LabeledData, project: ProjectArgs) -> None:
     """Checks that need the labels or the row count: before any fold trains, not after."""
     if len(data) < project.run.n_splits:
-        raise UserError(f"{project.data.train_file}: {len(data)} usable rows, fewer than n_splits={project.run.n_splits}; "
+        raise UserError(f"{project.data.train_file}: {len(data)} usable rows, fewer than "
+                        f"n_splits={project.run.n_splits}; "
                         f"add rows or lower n_splits (at least 2)")
     project.configured_rule(data.labels)  # label_thresholds must name the file's labels
     if project.model.group_loss == "softmax" and not data.groups:
@@ -71,7 +72,8 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
         return finished_run(run_dir, training, state)
 
     tokenizer = load_tokenizer(project.model.model_name_or_path)
-    ds = training_dataset(data.titles, data.y, data.rows, tokenizer, project.model.max_length, project.model.pad_to_max_length)
+    ds = training_dataset(data.titles, data.y, data.rows, tokenizer, project.model.max_length,
+                          project.model.pad_to_max_length)
     folds = make_folds(data.y, project.run.n_splits, project.run.cv_shuffle, training.seed)
     state.on_main_process(write_folds)(run_dir, folds, data)
     outputs = [run_fold(k, train, test, len(folds), ds, tokenizer, data, project, training, run_dir, state)
@@ -94,10 +96,8 @@ def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: Pro
     """Write the run's files once, marked complete (a rerun of the same command then changes nothing)."""
     from jobtitles.reporting.plots import write_plots
 
-    from jobtitles.reporting.label_issues import FILENAME
-
-    issues = run_files.label_issues(run_dir, data, result) if project.run.label_issues else None
-    result = dataclasses.replace(result, label_issues=issues.summary(FILENAME) if issues else None, plots=write_plots(run_dir, result), complete=True,
+    issues, counts = run_files.label_issues(run_dir, data, result) if project.run.label_issues else (None, None)
+    result = dataclasses.replace(result, label_issues=counts, plots=write_plots(run_dir, result), complete=True,
                                  timing=dataclasses.replace(result.timing, total_seconds=seconds))
     run_files.write_run_files(run_dir, data, result, issues)
     run_files.print_summary(result, run_dir)
@@ -150,7 +150,8 @@ def run_fold(k: int, train: np.ndarray, test: np.ndarray, n_folds: int, ds, toke
 
 def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
                project: ProjectArgs, training: TrainingArguments, run_dir: Path) -> FoldOutput:
-    args = run_args(training, run_dir / "folds" / f"fold_{k}", project.model.precision, len(train), project.model.min_train_steps)
+    args = run_args(training, run_dir / "folds" / f"fold_{k}", project.model.precision, len(train),
+                    project.model.min_train_steps)
     train_ds = ds.select(train)
     model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + k, project.model.head_init,
                         project.model.probe_c, train_ds, data.y[train], tokenizer)

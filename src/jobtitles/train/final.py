@@ -39,7 +39,8 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         result = with_final_record(result, run_dir)
     else:
         logger.info(f"final model: training on all {len(data)} titles")
-        args = run_args(training, run_dir / "final_trainer", project.model.precision, len(data), project.model.min_train_steps)
+        args = run_args(training, run_dir / "final_trainer", project.model.precision, len(data),
+                        project.model.min_train_steps)
         model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + project.run.n_splits,
                             project.model.head_init, project.model.probe_c, ds, data.y, tokenizer)
         trained_softmax = softmax_groups(project.model.group_loss, data.groups, data.labels)
