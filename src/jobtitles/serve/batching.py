@@ -19,9 +19,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+
 from jobtitles.serve.predictor import Prediction, Predictor
 
 logger = logging.getLogger("jobtitles.serve")
+STOP_GRACE_S = 0.5  # idle workers stop in microseconds; this bounds the wait for one finishing a model call
 
 
 @dataclass
@@ -98,10 +100,12 @@ class MicroBatcher:
         return len(self._threads)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Finish the queued parts, then stop the workers (waiting at most `timeout` seconds in all)."""
+        """Finish the queued parts, then stop the workers (waiting at most `timeout` seconds in all, and at
+        least STOP_GRACE_S: a worker still waking up to its stop marker while the interpreter exits can abort
+        the process in torch's teardown, "terminate called without an active exception", exit -6)."""
         for _ in self._threads:
             self._queue.put(None)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + max(timeout, STOP_GRACE_S)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
