@@ -48,7 +48,7 @@ def test_killed_run_resumes_to_identical_results(tiny_csv, tiny_model_dir, tmp_p
 
     caplog.clear()
     assert train_main(argv) == 0
-    assert "fold 0 (1 of 3): complete" in caplog.text and "skipped (resume)" in caplog.text
+    assert "fold 1 of 3: complete" in caplog.text and "skipped (resume)" in caplog.text
     assert comparable(read_json(resumed / "cv_results.json")) == comparable(read_json(reference / "cv_results.json"))
 
 

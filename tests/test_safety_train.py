@@ -84,7 +84,7 @@ def test_rerun_of_a_finished_run_changes_nothing(tiny_run_dir, tiny_csv, tiny_mo
     assert after == before
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
     assert "finished run with the same inputs; nothing to do" in caplog.text
-    assert "fold 0 (1 of 2)" not in caplog.text and "final model" not in caplog.text
+    assert "fold 1 of 2" not in caplog.text and "final model" not in caplog.text
 
 
 LOCK_HOLDER = """

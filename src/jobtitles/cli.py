@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from jobtitles.core.errors import cli_entry
@@ -14,8 +15,9 @@ def train_main(argv: list[str] | None = None) -> int:
     from jobtitles.train.config import parse_config
     from jobtitles.train.cv import cross_validate
 
-    project, training = parse_config(sys.argv[1:] if argv is None else argv)
-    cross_validate(project, training)
+    argv = sys.argv[1:] if argv is None else argv
+    project, training = parse_config(argv)
+    cross_validate(project, training, shlex.join([sys.argv[0], *argv]))
     return 0
 
 

@@ -7,6 +7,7 @@ command line; an unknown key is an error that names it and suggests the closest 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import math
@@ -18,6 +19,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from jobtitles.core.errors import UserError
 from jobtitles.train.project_args import PARTS, ProjectArgs
+from jobtitles.train.tracking import check_report_to
 
 
 # Project defaults for TrainingArguments (fast settings for short titles; see docs/benchmarks.md).
@@ -42,10 +44,47 @@ class _Parser(HfArgumentParser):
         raise UserError(f"{self.source}: {message}")
 
 
+# The configs shipped inside the package (configs/ in the repository points here), so an installed
+# `jobtitles train` finds them by name: `--config base`, `--config distilbert`.
+PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_CONFIG = "base"
+
+
 def build_parser() -> _Parser:
-    parser = _Parser((*PARTS, TrainingArguments), allow_abbrev=False)
-    parser.add_argument("--config", default=None, help="YAML file with default values for any flag.")
+    parser = _Parser((*PARTS, TrainingArguments), allow_abbrev=False,
+                     usage="%(prog)s [-h] [--config FILE_OR_NAME] [--SETTING VALUE ...]",
+                     description="Cross-validate, train and save a multi-label job-title classifier. A YAML file "
+                                 "(--config) sets defaults, flags override them.")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE_OR_NAME",
+                        help=f"YAML file with default values for any flag, or the name of a packaged config "
+                             f"({', '.join(packaged_configs())}). Default: {DEFAULT_CONFIG}.")
+    _training_arguments_last(parser)
     return parser
+
+
+def _training_arguments_last(parser: argparse.ArgumentParser) -> None:
+    """--help leads with --config and the project's settings (one group per part), then the ~150
+    TrainingArguments: HfArgumentParser puts a dataclass without a group name into argparse's default group,
+    which argparse prints first, so those actions move into a group of their own printed last."""
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    group = parser.add_argument_group("transformers.TrainingArguments (the Trainer's own settings)")
+    moved = [a for a in parser._optionals._group_actions if a.dest in names]
+    for action in moved:
+        parser._optionals._group_actions.remove(action)
+        group._group_actions.append(action)
+
+
+def packaged_configs() -> list[str]:
+    return sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+
+
+def config_file(name: str) -> Path:
+    """A config path as given, or (when no such file exists) a packaged config named by its stem."""
+    path = Path(name)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    packaged = PACKAGED_CONFIGS / f"{path.stem}.yaml"
+    return packaged if path.suffix in ("", ".yaml") and packaged.is_file() else path
 
 
 def _known_keys(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -56,6 +95,8 @@ def _convert(action: argparse.Action, key: str, value: Any, source: str) -> Any:
     """Convert one YAML value with the same converter the CLI flag uses, so YAML and CLI agree."""
     if key in ("label_thresholds", "label_groups") and isinstance(value, (dict, list)):
         return json.dumps(value)  # structured values travel as JSON text, parsed by ProjectArgs
+    if key == "report_to" and isinstance(value, list):
+        value = ",".join(map(str, value))  # a YAML list; the flag takes "mlflow,tensorboard"
     if value is None or isinstance(value, dict):
         return value
     values = value if isinstance(value, list) else [value]
@@ -77,7 +118,8 @@ def _convert(action: argparse.Action, key: str, value: Any, source: str) -> Any:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise UserError(f"config file {path} not found; pass an existing YAML file with --config")
+        raise UserError(f"config file {path} not found; pass an existing YAML file with --config, or a "
+                        f"packaged config by name ({', '.join(packaged_configs())})")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
@@ -90,21 +132,17 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def parse_config(argv: list[str] | None = None) -> tuple[ProjectArgs, TrainingArguments]:
     """YAML (from --config) sets defaults; remaining CLI flags override them."""
     parser = build_parser()
-    config_path = _find_config(argv)
+    path = config_file(_find_config(argv) or DEFAULT_CONFIG)
     known = _known_keys(parser)
     defaults = dict(TRAINING_DEFAULTS)
-    if config_path is not None:
-        path = Path(config_path)
-        for key, value in read_yaml(path).items():
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else "; see README.md for the keys"
-                raise UserError(f"{path}: unknown config key '{key}'{hint}")
-            defaults[key] = _convert(known[key], key, value, str(path))
-        if defaults.get("output_dir") is None:
-            defaults["output_dir"] = str(Path("outputs") / path.stem)
+    for key, value in read_yaml(path).items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else "; see README.md for the keys"
+            raise UserError(f"{path}: unknown config key '{key}'{hint}")
+        defaults[key] = _convert(known[key], key, value, str(path))
     if defaults.get("output_dir") is None:
-        defaults["output_dir"] = "outputs/run"
+        defaults["output_dir"] = str(Path("outputs") / path.stem)
     parser.set_defaults(**defaults)
     try:
         *parts, training = parser.parse_args_into_dataclasses(args=argv)[:len(PARTS) + 1]
@@ -146,6 +184,10 @@ def validate_training(training: TrainingArguments) -> None:
         raise bad("seed", "between 0 and 2**32 - 1", training.seed)
     if not (math.isfinite(training.warmup_steps) and training.warmup_steps >= 0):
         raise bad("warmup_steps", "0 or more (a float below 1 is a fraction of the steps)", training.warmup_steps)
+    # `--report_to mlflow,tensorboard`: the flag holds one string, the Trainer wants a list
+    training.report_to = [name.strip() for item in training.report_to or [] for name in item.split(",")
+                          if name.strip() and name.strip() != "none"]
+    check_report_to(training.report_to)
     for key, (allowed, why) in UNSUPPORTED_TRAINING.items():
         value = getattr(training, key)
         value = getattr(value, "value", value)  # enums such as IntervalStrategy

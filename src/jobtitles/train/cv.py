@@ -8,9 +8,11 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 from accelerate import PartialState
@@ -28,24 +30,45 @@ from jobtitles.core.io_utils import read_json, save_npy, write_json
 from jobtitles.core.label_groups import softmax_groups
 from jobtitles.core.log import logger
 from jobtitles.core.metrics import multilabel_metrics
-from jobtitles.train.run_folder import (RunLock, check_output_dir, fingerprint, git_commit, is_finished, package_versions,
-                                  prepare_run_dir, resolved_config)
+from jobtitles.train.run_folder import (RunLock, check_output_dir, fingerprint, git_commit, git_dirty, is_finished,
+                                        machine, now_iso, package_versions, prepare_run_dir, record_finish,
+                                        resolved_config)
 from jobtitles.selection.run_result import RunResult
 from jobtitles.core.tokenization import training_dataset
 from jobtitles.train.training import (FoldRun, Precision, check_max_length, cpu_threads, fresh_model, load_tokenizer,
                                 resolve_precision, run_args)
+from jobtitles.train.progress import choose_mode
+from jobtitles.train.tracking import check_mlflow_store
+from jobtitles.train.watch import RunWatch
 
 
-def cross_validate(project: ProjectArgs, training: TrainingArguments) -> Path:
-    """Check every setting and the output folder, take the folder's lock, then run (or resume) the job."""
+def cross_validate(project: ProjectArgs, training: TrainingArguments, command: str | None = None) -> Path:
+    """Check every setting and the output folder, take the folder's lock, then run (or resume) the job.
+    `command`: the command line, for run_info.json."""
     check_hub_settings(training)  # before hours of training, not after
     state = PartialState()
     run_dir = Path(training.output_dir)
-    state.on_main_process(check_output_dir)(run_dir)  # only the main process writes in the run folder
-    check_max_length(project.model.model_name_or_path, project.model.max_length)
-    precision = resolve_precision(project.model.precision)  # an impossible one stops here, before any data is read
-    with RunLock(run_dir) if state.is_main_process else contextlib.nullcontext():
-        return _run(project, training, run_dir, state, precision)
+    made_here = state.is_main_process and not run_dir.exists()
+    try:
+        state.on_main_process(check_output_dir)(run_dir)  # only the main process writes in the run folder
+        check_max_length(project.model.model_name_or_path, project.model.max_length)
+        precision = resolve_precision(project.model.precision)  # an impossible one stops here, before any data
+        if "mlflow" in training.report_to and state.is_main_process:
+            check_mlflow_store()
+        with RunLock(run_dir) if state.is_main_process else contextlib.nullcontext():
+            return _run(project, training, run_dir, state, precision, command)
+    except BaseException:
+        if made_here:
+            remove_unstarted_run(run_dir)
+        raise
+
+
+def remove_unstarted_run(run_dir: Path) -> None:
+    """A run that made its folder and stopped before a fold completed leaves no folder behind: nothing in it
+    can be resumed, and a half-begun folder looks like a run. (Everything in a folder this run made is the run's
+    own; a folder that existed before is never removed.)"""
+    if run_dir.is_dir() and not any((run_dir / "folds").glob("fold_*/result.json")):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def check_data(data: LabeledData, project: ProjectArgs) -> None:
@@ -61,12 +84,14 @@ def check_data(data: LabeledData, project: ProjectArgs) -> None:
 
 
 def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state: PartialState,
-         precision: Precision) -> Path:
+         precision: Precision, command: str | None) -> Path:
     start = time.perf_counter()
     set_up_process(project, state, precision)
+    if choose_mode(project.run.progress) != "bar":
+        datasets.disable_progress_bars()  # no tokenizing bar in a log file either
     data = project.data.load(project.run.n_splits)
     check_data(data, project)
-    state.on_main_process(begin_run_folder)(run_dir, project, training, data, precision)
+    state.on_main_process(begin_run_folder)(run_dir, project, training, data, precision, command)
     finished = broadcast(state.on_main_process(is_finished)(run_dir), state)
     if finished:
         return finished_run(run_dir, training, state)
@@ -76,23 +101,44 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
                           project.model.pad_to_max_length)
     folds = make_folds(data.y, project.run.n_splits, project.run.cv_shuffle, training.seed)
     state.on_main_process(write_folds)(run_dir, folds, data)
-    outputs = [run_fold(k, train, test, len(folds), ds, tokenizer, data, project, training, run_dir, state)
-               for k, (train, test) in enumerate(folds)]
-    cv_seconds = time.perf_counter() - start
+    watch = RunWatch.create(training, [len(tr) for tr, _ in folds], len(data), project.model.min_train_steps,
+                            project.run.progress, run_dir, state.is_main_process)
+    watch.tracking.start(tracked_settings(project, training), run_tags(run_dir, project))
+    try:
+        outputs = [run_fold(k, train, test, ds, tokenizer, data, project, training, run_dir, state, watch)
+                   for k, (train, test) in enumerate(folds)]
+        cv_seconds = time.perf_counter() - start
+        result = state.on_main_process(summarize)(data, folds, outputs, project, training, cv_seconds,
+                                                  dataclasses.asdict(precision))
+        result = broadcast(result, state)  # every process trains the final model with the same decision rule
+        if project.run.final_model:
+            from jobtitles.train.final import train_final
 
-    result = state.on_main_process(summarize)(data, folds, outputs, project, training, cv_seconds,
-                                              dataclasses.asdict(precision))
-    result = broadcast(result, state)  # every process trains the final model with the same decision rule
-    if project.run.final_model:
-        from jobtitles.train.final import train_final
-
-        result = train_final(project, training, data, ds, tokenizer, result, run_dir, state)
-    state.on_main_process(finish_run)(run_dir, data, result, project, time.perf_counter() - start)
+            result = train_final(project, training, data, ds, tokenizer, result, run_dir, state, watch)
+        result = state.on_main_process(finish_run)(run_dir, data, result, project, time.perf_counter() - start)
+        watch.tracking.finish(result, run_dir / "model" if project.run.final_model else None)
+    except BaseException as err:
+        watch.tracking.fail(interrupted=isinstance(err, KeyboardInterrupt))
+        raise
     state.wait_for_everyone()
     return run_dir
 
 
-def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: ProjectArgs, seconds: float) -> None:
+def tracked_settings(project: ProjectArgs, training: TrainingArguments) -> dict[str, object]:
+    """The settings a tracker records for the run: the project's and the Trainer's, no secrets."""
+    config = resolved_config(project, training)
+    out = dict(config["project"])
+    out.update({k: v for k, v in config["training"].items() if "token" not in k and k not in out})
+    return out
+
+
+def run_tags(run_dir: Path, project: ProjectArgs) -> dict[str, str]:
+    return {"jobtitles.run_folder": str(run_dir.resolve()), "jobtitles.train_file": str(project.data.train_file),
+            "jobtitles.git_commit": git_commit() or "unknown", "jobtitles.version": package_versions()["jobtitles"]}
+
+
+def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: ProjectArgs,
+               seconds: float) -> RunResult:
     """Write the run's files once, marked complete (a rerun of the same command then changes nothing)."""
     from jobtitles.reporting.plots import write_plots
 
@@ -100,7 +146,9 @@ def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: Pro
     result = dataclasses.replace(result, label_issues=counts, plots=write_plots(run_dir, result), complete=True,
                                  timing=dataclasses.replace(result.timing, total_seconds=seconds))
     run_files.write_run_files(run_dir, data, result, issues)
+    record_finish(run_dir, seconds)
     run_files.print_summary(result, run_dir)
+    return result
 
 
 def set_up_process(project: ProjectArgs, state: PartialState, precision: Precision) -> None:
@@ -115,12 +163,13 @@ def set_up_process(project: ProjectArgs, state: PartialState, precision: Precisi
 
 
 def begin_run_folder(run_dir: Path, project: ProjectArgs, training: TrainingArguments, data: LabeledData,
-                     precision: Precision) -> None:
+                     precision: Precision, command: str | None) -> None:
     """Record the run's inputs (or find an earlier run with the same inputs to resume) and the dropped rows."""
     config = resolved_config(project, training)
     info = {"fingerprint": fingerprint(config, Path(project.data.train_file)), "config": config,
-            "versions": package_versions(), "git_commit": git_commit(), "train_file": str(project.data.train_file),
-            "precision": dataclasses.asdict(precision)}
+            "versions": package_versions(), "git_commit": git_commit(), "git_dirty": git_dirty(),
+            "train_file": str(project.data.train_file), "precision": dataclasses.asdict(precision),
+            "command": command, "started_at": now_iso(), "machine": machine()}
     if prepare_run_dir(run_dir, info, project.run.overwrite):
         if is_finished(run_dir):
             return
@@ -133,31 +182,35 @@ def write_folds(run_dir: Path, folds, data: LabeledData) -> None:
                                          "test_rows": [data.rows[i] for i in te]} for k, (tr, te) in enumerate(folds)])
 
 
-def run_fold(k: int, train: np.ndarray, test: np.ndarray, n_folds: int, ds, tokenizer, data: LabeledData,
-             project: ProjectArgs, training: TrainingArguments, run_dir: Path, state: PartialState) -> FoldOutput:
+def run_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
+             project: ProjectArgs, training: TrainingArguments, run_dir: Path, state: PartialState,
+             watch: RunWatch) -> FoldOutput:
     """Fold k's output: read back when an earlier run of the same inputs finished it, else trained now."""
     fold_dir = run_dir / "folds" / f"fold_{k}"
+    name = watch.progress.names[k]
     done = load_fold(fold_dir)
     if done is not None:
-        logger.info(f"fold {k} ({k + 1} of {n_folds}): complete in {fold_dir}, skipped (resume)")
+        watch.progress.skip(k)
+        logger.info(f"{name}: complete in {fold_dir}, skipped (resume)")
         return done
-    logger.info(f"fold {k} ({k + 1} of {n_folds}): training on {len(train)} titles, testing on {len(test)}")
-    out = train_fold(k, train, test, ds, tokenizer, data, project, training, run_dir)
+    logger.info(f"{name}: training on {len(train)} titles, testing on {len(test)}{watch.progress.fold_line(k)}")
+    out = train_fold(k, train, test, ds, tokenizer, data, project, training, run_dir, watch)
     state.on_main_process(save_fold)(fold_dir, out)
     state.wait_for_everyone()
     return out
 
 
 def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
-               project: ProjectArgs, training: TrainingArguments, run_dir: Path) -> FoldOutput:
+               project: ProjectArgs, training: TrainingArguments, run_dir: Path, watch: RunWatch) -> FoldOutput:
     args = run_args(training, run_dir / "folds" / f"fold_{k}", project.model.precision, len(train),
                     project.model.min_train_steps)
     train_ds = ds.select(train)
     model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + k, project.model.head_init,
                         project.model.probe_c, train_ds, data.y[train], tokenizer)
-    fold = FoldRun(model, args, train_ds, tokenizer, data.y[train], project.model.pos_weight,
-                   softmax_groups(project.model.group_loss, data.groups, data.labels))
-    fold.train()
+    with watch.model(k) as callbacks:
+        fold = FoldRun(model, args, train_ds, tokenizer, data.y[train], project.model.pos_weight,
+                       softmax_groups(project.model.group_loss, data.groups, data.labels), callbacks)
+        fold.train()
     test_scores = fold.scores(ds.select(test))
     train_metrics = None
     if project.run.report_train_metrics:

@@ -24,28 +24,33 @@ from jobtitles.train.model_save import decision_config, write_card
 from jobtitles.selection.run_result import FitCheck, RunResult
 from jobtitles.core.baseline_store import save_baseline
 from jobtitles.train.training import FoldRun, fresh_model, run_args
+from jobtitles.train.watch import RunWatch
 
 FINAL_RECORD = "final_result.json"  # the final model's training record and fit check
 
 
 def train_final(project: ProjectArgs, training: TrainingArguments, data: LabeledData, ds, tokenizer,
-                result: RunResult, run_dir: Path, state: PartialState) -> RunResult:
+                result: RunResult, run_dir: Path, state: PartialState, watch: RunWatch) -> RunResult:
     """Train and save run_dir/model (every process takes part in training; the main one writes). Returns
     `result` with the final model's training record and fit check (read back from final_result.json when a
     resumed run finds the model already saved, so its cv_results.json is the uninterrupted run's)."""
     model_dir = run_dir / "model"
+    index = project.run.n_splits  # the final model trains after the folds
     if is_complete(model_dir):
+        watch.progress.skip(index)
         logger.info(f"final model: complete in {model_dir}, skipped (resume; its fit check is in its card)")
         result = with_final_record(result, run_dir)
     else:
-        logger.info(f"final model: training on all {len(data)} titles")
+        logger.info(f"final model: training on all {len(data)} titles{watch.progress.fold_line(index)}")
         args = run_args(training, run_dir / "final_trainer", project.model.precision, len(data),
                         project.model.min_train_steps)
         model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + project.run.n_splits,
                             project.model.head_init, project.model.probe_c, ds, data.y, tokenizer)
         trained_softmax = softmax_groups(project.model.group_loss, data.groups, data.labels)
-        final = FoldRun(model, args, ds, tokenizer, data.y, project.model.pos_weight, trained_softmax)
-        final.train()
+        with watch.model(index) as callbacks:
+            final = FoldRun(model, args, ds, tokenizer, data.y, project.model.pos_weight, trained_softmax,
+                            callbacks)
+            final.train()
         baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
         result = dataclasses.replace(
             result, final_fit_check=fit_check(final, ds, data, result, baseline),

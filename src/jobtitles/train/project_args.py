@@ -20,6 +20,7 @@ from jobtitles.core.errors import UserError
 @dataclass
 class DataArgs:
     """The training CSV and how to read it."""
+    _argument_group_name = "data: the CSV, its schema and its labels"  # own --help section
 
     train_file: str = field(default="data/job_titles.csv", metadata={"help": "Semicolon CSV: Title;Column 1;..."})
     text_column: str = field(default="Title", metadata={"help": "Header of the title column."})
@@ -70,6 +71,7 @@ class DataArgs:
 @dataclass
 class ModelArgs:
     """The encoder and how it is trained: tokens, head, loss, steps, precision, threads."""
+    _argument_group_name = "model: the encoder, its head and how it trains"  # own --help section
 
     model_name_or_path: str = field(
         default="embedded", metadata={"help": "'embedded' (offline all-MiniLM-L6-v2), a local folder or a Hub id."}
@@ -122,6 +124,7 @@ class ModelArgs:
 @dataclass
 class DecisionArgs:
     """How scores become labels, and what the run may tune (cross-fitted)."""
+    _argument_group_name = "decisions: how scores become label sets"  # own --help section
 
     decision_threshold: float = field(default=0.5, metadata={"help": "Global sigmoid threshold."})
     label_thresholds: Optional[str] = field(
@@ -173,6 +176,7 @@ class DecisionArgs:
 @dataclass
 class RunArgs:
     """What the run does and leaves: folds, the baseline, the label-issue list, the final model."""
+    _argument_group_name = "run: folds, baseline, reports and the run folder"  # own --help section
 
     n_splits: int = field(default=5, metadata={"help": "Folds of MultilabelStratifiedKFold."})
     cv_shuffle: bool = field(default=True, metadata={"help": "Shuffle before splitting (seeded by `seed`)."})
@@ -188,6 +192,11 @@ class RunArgs:
     final_model: bool = field(default=True, metadata={"help": "Train and save the final model on all rows."})
     overwrite: bool = field(
         default=False, metadata={"help": "Start over even if the run folder holds a run with other inputs."}
+    )
+    progress: Literal["auto", "bar", "log", "none"] = field(
+        default="auto", metadata={"help": "Training progress: a bar per model with the time left for it and the run "
+                                          "(bar), a log line a minute (log), or nothing (none); auto: bar when "
+                                          "stderr is a terminal, else log."}
     )
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import importlib.metadata
 import json
 import os
@@ -27,11 +28,11 @@ LOCK_NAME = ".jobtitles.lock"
 RUN_FILES = {RUN_INFO, LOCK_NAME, "cv_results.json", "oof_predictions.csv", "folds.json", "dropped_rows.csv",
              "final_result.json",
              "report.md", "label_issues.csv", "plots", "folds", "model", "final_trainer", ".model.tmp",
-             ".model.old", "train.log"}
+             ".model.old", "train.log", "tensorboard"}
 # Settings that do not change results: a rerun may differ in these and still resume.
 VOLATILE = {"overwrite", "output_dir", "logging_dir", "disable_tqdm", "logging_steps", "logging_strategy",
             "report_to", "push_to_hub", "hub_model_id", "hub_token", "hub_private_repo", "local_rank",
-            "dataloader_num_workers", "log_level", "run_name", "label_issues"}
+            "dataloader_num_workers", "log_level", "run_name", "label_issues", "progress"}
 PACKAGES = ("jobtitles", "torch", "transformers", "datasets", "accelerate", "scikit-learn",
             "iterative-stratification", "huggingface_hub", "tokenizers", "numpy")
 
@@ -54,6 +55,39 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def git_dirty() -> bool | None:
+    """True when the project's checkout has uncommitted changes to tracked files (the commit alone then does not
+    reproduce the run); None outside a git checkout."""
+    try:
+        res = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(res.stdout.strip()) if res.returncode == 0 else None
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name ("AMD EPYC 9B14"): from /proc/cpuinfo on Linux, else what platform says."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """Where a run ran, for run_info.json: host, CPU, cores, GPU."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"host": platform.node(), "cpu": cpu_model(), "cpu_cores": os.cpu_count(), "gpu": gpu,
+            "platform": platform.platform()}
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def resolved_config(project: "ProjectArgs", training: TrainingArguments) -> dict[str, Any]:
@@ -130,6 +164,15 @@ def _names_run_file(name: str) -> bool:
     return name in RUN_FILES or any(name.startswith(f".{run_file}.") for run_file in RUN_FILES)
 
 
+SESSION_KEYS = ("command", "started_at", "machine", "git_commit", "git_dirty")
+
+
+def record_finish(run_dir: Path, seconds: float) -> None:
+    """run_info.json gains the end time and the wall time of the session that finished the run."""
+    path = run_dir / RUN_INFO
+    write_json(path, {**read_json(path), "finished_at": now_iso(), "finishing_session_seconds": round(seconds, 1)})
+
+
 def prepare_run_dir(run_dir: Path, info: dict[str, Any], overwrite: bool) -> bool:
     """Check the run folder against an earlier run's inputs. Returns True when resuming a matching run."""
     path = run_dir / RUN_INFO
@@ -138,6 +181,9 @@ def prepare_run_dir(run_dir: Path, info: dict[str, Any], overwrite: bool) -> boo
         changes = _changes(old.get("fingerprint", {}), info["fingerprint"])
         if not changes:
             remove_stale_temporaries(run_dir)
+            if not old.get("finished_at"):  # each session of a resumed run: its command, machine and start
+                session = {k: info.get(k) for k in SESSION_KEYS}
+                write_json(path, {**old, "resumed": [*old.get("resumed", []), session]})
             return True
         if not overwrite:
             raise UserError(

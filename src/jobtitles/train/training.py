@@ -18,7 +18,10 @@ from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
     PreTrainedTokenizerBase,
+    PrinterCallback,
+    ProgressCallback,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
     set_seed,
 )
@@ -157,14 +160,19 @@ def epochs_for_budget(epochs: float, n_train: int, batch_per_step: int, min_step
     return float(math.ceil(min_steps / steps_per_epoch))
 
 
+def model_epochs(base: TrainingArguments, n_train: int, min_steps: int) -> float:
+    """The epochs one model trains for on `n_train` rows (`epochs_for_budget` with the run's batch per step)."""
+    per_step = base.per_device_train_batch_size * base.gradient_accumulation_steps * max(base.world_size, 1)
+    return epochs_for_budget(base.num_train_epochs, n_train, per_step, min_steps)
+
+
 def run_args(base: TrainingArguments, output_dir: Path, precision: str, n_train: int | None = None,
              min_steps: int = 0) -> TrainingArguments:
     """The user's TrainingArguments for one run: its own folder, no Hub pushes (the final model is pushed once),
     and (with `n_train`) enough epochs for `min_steps` optimizer steps unless max_steps is set."""
     flags = {} if (base.bf16 or base.fp16) else resolve_precision(precision).flags()
     if n_train is not None and base.max_steps <= 0:
-        per_step = base.per_device_train_batch_size * base.gradient_accumulation_steps * max(base.world_size, 1)
-        epochs = epochs_for_budget(base.num_train_epochs, n_train, per_step, min_steps)
+        epochs = model_epochs(base, n_train, min_steps)
         if epochs != base.num_train_epochs:
             logger.info(f"{n_train} training titles: {epochs:g} epochs instead of {base.num_train_epochs:g} to reach "
                         f"min_train_steps={min_steps} optimizer steps")
@@ -174,7 +182,8 @@ def run_args(base: TrainingArguments, output_dir: Path, precision: str, n_train:
     # Our BCE is a per-batch mean, not a token sum: the Trainer's multiply-by-world-size rescaling for
     # token-averaged losses would double the gradient in a 2-process run.
     flags["average_tokens_across_devices"] = False
-    return dataclasses.replace(base, output_dir=str(output_dir), push_to_hub=False, **flags)
+    # trackers and the progress display are the run's callbacks (watch.py), not the Trainer's defaults
+    return dataclasses.replace(base, output_dir=str(output_dir), push_to_hub=False, report_to="none", **flags)
 
 
 class _Trainer(Trainer):
@@ -191,7 +200,8 @@ class FoldRun:
     """Train one model on `train_ds`; score any split afterwards."""
 
     def __init__(self, model, args: TrainingArguments, train_ds: Dataset, tokenizer: PreTrainedTokenizerBase,
-                 y_train: np.ndarray, pos_weight_mode: str, softmax_groups: IndexedGroups | None = None) -> None:
+                 y_train: np.ndarray, pos_weight_mode: str, softmax_groups: IndexedGroups | None = None,
+                 callbacks: list[TrainerCallback] | None = None) -> None:
         weights = pos_weight(y_train, pos_weight_mode)
         self.softmax_groups = softmax_groups or None
         if self.softmax_groups:
@@ -206,6 +216,11 @@ class FoldRun:
             processing_class=tokenizer,
             compute_loss_func=loss,
         )
+        if callbacks is not None:  # the run's progress display replaces the Trainer's bar / printed log dicts
+            for default in (ProgressCallback, PrinterCallback):
+                self.trainer.remove_callback(default)
+            for callback in callbacks:
+                self.trainer.add_callback(callback)
         self.train_seconds = 0.0
 
     def train(self) -> None:
