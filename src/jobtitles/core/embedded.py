@@ -15,6 +15,10 @@ EMBEDDED_NAME = "embedded"
 EMBEDDED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # SHA-256 of the official checkpoint's model.safetensors (same file as on the Hub).
 EMBEDDED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# From the official checkpoint's model card (its README.md metadata). verify_weights pins the weights to that
+# checkpoint, so these hold for every model fine-tuned from `embedded`.
+EMBEDDED_LICENSE = "apache-2.0"
+EMBEDDED_LANGUAGE = "en"
 
 _verified: dict[Path, bool] = {}
 

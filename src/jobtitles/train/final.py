@@ -67,7 +67,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
                 if state.is_main_process:
                     if baseline is not None:
                         save_baseline(baseline, tmp)
-                    write_card(tmp, result, project, training)
+                    write_card(tmp, result, project, training, data, run_dir)
                     write_json(run_dir / FINAL_RECORD, final_record(result))  # before model/: complete ones have it
         except BaseException:  # no half-saved folder stays; an earlier model/ is untouched
             for partial in (tmp, run_dir / "final_trainer"):

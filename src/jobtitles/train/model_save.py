@@ -14,11 +14,13 @@ def decision_config(result) -> dict[str, Any]:
     return {**result.shipped_rule().to_config(), **result.shipped_scoring().to_config()}
 
 
-def write_card(model_dir: Path, result, project, training) -> None:
-    """README.md of the model folder (model_card.make_card); best effort: a card problem never costs a model."""
-    from jobtitles.reporting.model_card import make_card
+def write_card(model_dir: Path, result, project, training, data, run_dir: Path) -> None:
+    """README.md of the model folder (model_card.make_card) for a model trained on `data` (LabeledData); best
+    effort: a card problem never costs a model."""
+    from jobtitles.reporting.model_card import make_card, recorded_sha256, training_data
 
     try:
-        make_card(result, project, training).save(model_dir / "README.md")
+        facts = training_data(data, result.labels, recorded_sha256(run_dir))
+        make_card(result, project, training, facts).save(model_dir / "README.md")
     except Exception as err:  # noqa: BLE001
         warn(f"model card not written ({type(err).__name__}: {err}); the model itself is saved")
