@@ -74,7 +74,7 @@ def test_cv_results_are_consistent(run_dir, tiny_csv):
     # "Not Required" has 1 row: one of the 2 test folds lacks it, and the report must say which
     test_fold = next(k for k, f in enumerate(folds) if 86 in f["test_rows"])  # row 86: "Board Member", no label
     assert res["missing_labels"]["Not Required"] == [1 - test_fold]
-    assert f"**Not Required**: no positive row in test fold(s) {1 - test_fold}" in (run_dir / "report.md").read_text()
+    assert f"**Not Required**: no positive row in test fold(s) {2 - test_fold}" in (run_dir / "report.md").read_text()
     # the baseline learns these separable titles; the tiny model must beat a constant guess of the most frequent
     # label on its training splits (predicting Manager, 18 of 88 label cells, for every row: micro-F1 0.21)
     assert res["summary"]["baseline"]["micro_f1"]["mean"] > 0.6

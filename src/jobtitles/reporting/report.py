@@ -1,5 +1,7 @@
-"""Render a RunResult as Markdown (report.md, model card) and as a console table. Numbers are only read from
-the result here, never recomputed, so every view shows the same figures."""
+"""Render a RunResult as Markdown (report.md, model card) and as a console table. Figures are only read from
+the result here, never recomputed, so every view shows the same figures; the error views (mistakes, confusion,
+precision-recall) are counted from the result's out-of-fold arrays (reporting.mistakes, reporting.plots). Folds
+are numbered from 1 for people (tables and plots alike); files and JSON keys keep their 0-based index."""
 
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ def fold_table(r: "RunResult") -> str:
     lines = [head, "|---|---|---|" + "---|---|" * len(rows)]
     for f in r.folds:
         cells = " | ".join(f"{f.metrics[v]['micro_f1']:.4f} | {f.metrics[v]['subset_accuracy']:.4f}" for v in rows)
-        lines.append(f"| {f.fold} | {f.n_train} | {f.n_test} | {cells} |")
+        lines.append(f"| {f.fold + 1} | {f.n_train} | {f.n_test} | {cells} |")  # 1-based, as in the plots
     return "\n".join(lines)
 
 
@@ -61,7 +63,7 @@ def missing_text(r: "RunResult") -> str:
     missing = r.missing_labels
     if not missing:
         return "Every label has at least one positive row in every test fold."
-    items = [f"- **{lab}**: no positive row in test fold(s) {', '.join(str(k) for k in ks)} "
+    items = [f"- **{lab}**: no positive row in test fold(s) {', '.join(str(k + 1) for k in ks)} "
              f"({r.label_support[lab]} rows in all); its per-fold scores there say nothing about it."
              for lab, ks in missing.items()]
     return "\n".join(items)
@@ -159,10 +161,31 @@ def _label_issues_text(issues: "LabelIssues | None") -> str:
     return f"\n{report_section(issues)}"
 
 
+def _pr_text(r: "RunResult") -> str:
+    from jobtitles.reporting.plots import PR_PREFIX
+
+    pics = [f"![{name}]({path})" for name, path in r.plots.items() if path.startswith(PR_PREFIX)]
+    if not pics:
+        return "Not drawn: this result carries no per-row gold labels."
+    return ("One curve per label, from the out-of-fold scores the shipped rule decides on (a label marked "
+            "(TF-IDF) or (blend) is scored by the baseline or the mean of both, see Score sources). The dot is the "
+            "shipped threshold applied to that label's score alone; at_least_one, group decoding and the per-fold "
+            "(cross-fitted) thresholds make the per-label table's figures differ slightly.\n\n" + "\n".join(pics))
+
+
+def _error_sections(r: "RunResult") -> str:
+    """The mistakes, the confusion view and the precision-recall curves."""
+    from jobtitles.reporting.mistakes import confusion_section, mistakes_section
+
+    return (f"{mistakes_section(r)}\n\n{confusion_section(r)}\n\n"
+            f"## Precision-recall per label (out-of-fold)\n\n{_pr_text(r)}")
+
+
 def render_report(r: "RunResult", issues: "LabelIssues | None" = None) -> str:
     """report.md; `issues`: the label-issue finder's rows, when it ran (its top rows get a section)."""
-    plots = r.plots
-    pics = "\n".join(f"![{name}]({path})" for name, path in plots.items())
+    from jobtitles.reporting.plots import PR_PREFIX
+
+    pics = "\n".join(f"![{name}]({path})" for name, path in r.plots.items() if not path.startswith(PR_PREFIX))
     base = f"\nBaseline: {r.baseline_name}, same folds.\n" if r.baseline_name else ""
     d = r.decision
     return f"""# Cross-validation report
@@ -199,7 +222,12 @@ pos_weight={d.pos_weight}; head initialised by {r.head_init}; loss {r.group_loss
 
 ## Per fold
 
+Folds are numbered from 1, here and in the plots; fold k's files are in `folds/fold_<k − 1>/` (its index in
+`folds.json` and `cv_results.json`).
+
 {fold_table(r)}
+
+{_error_sections(r)}
 
 ## Plots
 

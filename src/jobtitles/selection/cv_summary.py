@@ -18,7 +18,8 @@ from jobtitles.selection.decisions import RuleChoice, candidate_rules, choose_ru
 from jobtitles.train.folds import missing_labels
 from jobtitles.core.label_groups import softmax_groups
 from jobtitles.core.metrics import mean_std, per_label_metrics
-from jobtitles.selection.run_result import DecisionSettings, FoldRecord, RuleSummary, RunResult, SourcesSummary, Timing
+from jobtitles.selection.run_result import (DecisionSettings, FoldRecord, OofRows, RuleSummary, RunResult, SourcesSummary,
+                                           Timing)
 from jobtitles.selection.score_sources import SourceChoice, choose_sources
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
@@ -102,6 +103,7 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
         timing=Timing(cv_seconds=cv_seconds, fold_train_seconds=[o.train_seconds for o in outputs],
                       baseline_seconds=baseline_seconds),
         oof_scores=oof, oof_predictions=variants[chosen],
+        oof_rows=OofRows(tuple(data.rows), tuple(data.titles), y),
     )
 
 

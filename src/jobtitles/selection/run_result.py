@@ -125,6 +125,16 @@ class LabelIssuesSummary:
     file: str  # its name in the run folder, not a path: the same inputs give the same cv_results.json anywhere
 
 
+@dataclass(frozen=True, eq=False)
+class OofRows:
+    """The rows the out-of-fold arrays describe, in their order: the report lists and counts its mistakes and
+    draws its precision-recall curves from them (kept out of cv_results.json, like the arrays)."""
+
+    rows: tuple[int, ...]  # spreadsheet row of the user's file (header = row 1)
+    titles: tuple[str, ...]
+    gold: np.ndarray  # rows x labels, 1 = the label is given
+
+
 @dataclass(frozen=True)
 class RunResult:
     labels: list[str]
@@ -158,6 +168,7 @@ class RunResult:
     # out-of-fold arrays, written to oof_predictions.csv rather than to the JSON
     oof_scores: np.ndarray | None = field(default=None, repr=False, metadata={"json": False})
     oof_predictions: np.ndarray | None = field(default=None, repr=False, metadata={"json": False})
+    oof_rows: OofRows | None = field(default=None, repr=False, metadata={"json": False})
 
     @property
     def shipped_variant(self) -> str:
