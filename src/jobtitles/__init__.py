@@ -2,14 +2,14 @@
 
 from jobtitles.core.errors import UserError
 
-__all__ = ["UserError", "TitleClassifier"]
+__all__ = ["UserError", "TitleClassifier", "Prediction"]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
     # Lazy so that `import jobtitles` (and the CLIs' error paths) stay fast and torch-free.
-    if name == "TitleClassifier":
-        from jobtitles.predict.inference import TitleClassifier
+    if name in ("TitleClassifier", "Prediction"):
+        from jobtitles.predict import inference
 
-        return TitleClassifier
+        return getattr(inference, name)
     raise AttributeError(name)

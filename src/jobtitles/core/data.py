@@ -81,15 +81,23 @@ def read_text(path: Path, encoding: str) -> str:
     return _decode(raw, path, encoding)
 
 
-def _check_delimiter(path: Path, header_line: str, delimiter: str) -> None:
+def _check_delimiter(path: Path, header_line: str, delimiter: str, fix: str = "config") -> None:
+    """`fix`: how the message says to change the delimiter: "config" (train.py: the YAML key or its flag),
+    "flag" (predict.py), "rename" (a .tsv file, always read tab-delimited)."""
     if delimiter in header_line:
         return
     for other, name in ((",", "comma"), ("\t", "tab"), ("|", "pipe")):
         if other != delimiter and other in header_line:
+            flag = f"`--delimiter {DELIMITER_FLAGS[other]}`"
+            how = {"config": f"set `delimiter: \"{other}\"` in the config or pass {flag}",
+                   "flag": f"run with {flag}", "rename": f"rename it to .csv and run with {flag}"}[fix]
             raise UserError(
                 f"{path}: the header {header_line.strip()!r} looks {name}-delimited but {delimiter!r} is expected; "
-                f"re-save with '{delimiter}' between fields or set `delimiter: \"{other}\"`"
+                f"re-save with '{delimiter}' between fields or {how}"
             )
+
+
+DELIMITER_FLAGS = {",": ",", "\t": "$'\\t'", "|": "'|'"}  # as a shell takes them after --delimiter
 
 
 def read_rows(path: Path, delimiter: str = ";", encoding: str = "utf-8") -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -368,7 +376,8 @@ def iter_titles(path: str | Path, chunk_size: int = 10000, *, text_column: str =
         raise UserError(f"{path}: the file is empty; expected titles (a 'Title' column or one title per line)")
     with open(path, "rb") as fh:
         yield from _title_chunks(_decoded_lines(fh, path, encoding), path, chunk_size, text_column, label_prefix,
-                                 TABLE_SUFFIXES.get(suffix) or delimiter, suffix in TABLE_SUFFIXES, empty_rows)
+                                 TABLE_SUFFIXES.get(suffix) or delimiter, suffix in TABLE_SUFFIXES, empty_rows,
+                                 "rename" if TABLE_SUFFIXES.get(suffix) else "flag")
 
 
 def iter_lines(lines, source: str, chunk_size: int, empty_rows: list[int] | None = None):
@@ -377,13 +386,13 @@ def iter_lines(lines, source: str, chunk_size: int, empty_rows: list[int] | None
 
 
 def _title_chunks(lines, path: Path, chunk_size: int, text_column: str, label_prefix: str, delimiter: str,
-                  table: bool, empty_rows: list[int] | None):
+                  table: bool, empty_rows: list[int] | None, fix: str = "flag"):
     if chunk_size < 1:
         raise UserError(f"chunk_size must be at least 1, found {chunk_size}")
     found = 0
     if table:
         header_line = next(lines, "")
-        _check_delimiter(path, header_line, delimiter)
+        _check_delimiter(path, header_line, delimiter, fix)
         reader = csv.reader(itertools.chain([header_line], lines), delimiter=delimiter)
         title_idx, label_idx = find_columns(path, _header(path, reader), text_column, label_prefix, need_labels=False)
         records = _records(path, reader, delimiter)

@@ -1,27 +1,84 @@
-"""Fast prediction from a saved model folder: length-sorted batches, per-batch padding, saved thresholds.
+"""Fast prediction from a saved model folder: length-sorted batches, per-batch padding, the saved decision rule.
 
-    clf = TitleClassifier("outputs/base/model")          # or backend="onnx" after `python -m jobtitles.export`
-    clf.predict("VP of Sales")                            # ['Vice President']
-    clf.predict(["CEO & Founder", "Sr. Engineer"])        # [['Chief Officer', 'Owner'], [...]]
+    >>> from jobtitles import TitleClassifier
+    >>> clf = TitleClassifier("outputs/base/model")  # or backend="onnx" after `python -m jobtitles.export`
+    >>> p = clf("VP of Sales")                       # one title: a Prediction, labels and scores together
+    >>> p.title, type(p.labels).__name__, sorted(p.scores) == sorted(clf.labels)
+    ('VP of Sales', 'list', True)
+    >>> [type(x).__name__ for x in clf(["CEO & Founder", "Sr. Engineer"])]  # a list: one per title, in order
+    ['Prediction', 'Prediction']
+    >>> clf.predict("VP of Sales") == p.labels       # the label names only
+    True
+
+`clf.predict_scores(titles)` gives the score matrix (a row per title, a column per label) and
+`clf.predict_df(df, column="Title")` a copy of a pandas DataFrame with `labels` and `score:<label>` columns.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
 from jobtitles.core.baseline_store import load_baseline
 from jobtitles.core.decision_rule import DecisionRule
+from jobtitles.core.dedupe import Distinct, compose, distinct_rows
 from jobtitles.core.errors import UserError
+from jobtitles.core.label_groups import LabelGroup
 from jobtitles.core.model_folder import ONNX_FILES, labels_of, load_checked_tokenizer, quiet_loading, read_model_config
 from jobtitles.core.scoring import Scoring
 from jobtitles.core.titles import clean_titles, is_blank
 from jobtitles.core.tokenization import length_order
 
+if TYPE_CHECKING:
+    import pandas
+
+SCORE_PREFIX = "score:"  # predict_df's score columns, named as in predict.py's CSV and the page's download
+PANDAS_HINT = 'pip install pandas (or the spark extra: pip install "jobtitles[spark]")'
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One title's answer, with the field names of the HTTP API's results: `labels` (label order) by the saved
+    rule, `scores` a score per label of the model, `truncated` when the model saw only a part of the title.
+
+    >>> Prediction("CEO", ["Chief Officer"], {"Chief Officer": 0.93, "Owner": 0.12})
+    Prediction(title='CEO', labels=['Chief Officer'], scores={'Chief Officer': 0.93, 'Owner': 0.12}, truncated=False)
+    """
+
+    title: str
+    labels: list[str]
+    scores: dict[str, float]
+    truncated: bool = False
+
 
 class TitleClassifier:
+    """Labels job titles with a model folder that train.py wrote, by the rule saved in its config.json
+    (per-label thresholds, at least one label, the empty label, label groups), as predict.py, the HTTP API and
+    Spark apply it.
+
+    Args:
+        model: the model folder (outputs/<run>/model).
+        backend: "torch", or "onnx" / "onnx-int8" after `python -m jobtitles.export --model <folder> --int8`.
+        batch_size: titles per forward pass (titles are sorted by length and padded per batch).
+        device: "cpu", "cuda", ... (default: a GPU where there is one).
+        threshold: replaces every saved threshold (like predict.py --threshold).
+        max_length: tokens read per title (default: the training max_length, at most 128).
+        threads: CPU threads (default: the libraries' default, every core).
+        dtype: "float32" or "bfloat16", torch backend only (default: bf16 on a GPU that has it, else fp32).
+
+    `clf(titles)` or `clf.classify(titles)`: Prediction objects; `predict`: label names; `predict_scores`: the
+    score matrix; `predict_df`: a DataFrame. A blank title (titles.is_blank) gets no labels on every path.
+
+    >>> clf = TitleClassifier("outputs/base/model", batch_size=32)
+    >>> len(clf.thresholds) == len(clf.labels), clf.backend
+    (True, 'torch')
+    >>> clf.predict(["VP of Sales", "  "])[1]
+    []
+    """
+
     def __init__(self, model: str | Path, backend: str = "torch", batch_size: int = 64, device: str | None = None,
                  threshold: float | None = None, max_length: int | None = None, threads: int | None = None,
                  dtype: str | None = None) -> None:
@@ -47,6 +104,7 @@ class TitleClassifier:
         limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 4 else positions
         self.max_length = min(max_length or 128, limit, positions)
         self.backend = backend
+        self.last_counts = (0, 0)  # (rows, distinct model inputs) of the latest score_titles call
         self._forward = self._torch_forward(device, dtype) if backend == "torch" else self._onnx_forward(backend)
         self._check_scores()
 
@@ -132,34 +190,69 @@ class TitleClassifier:
 
     @property
     def exclusive_label(self) -> str | None:
+        """The empty label ("none of the others"): never decided beside another label; None without one."""
         return self.rule.exclusive_label
 
+    @property
+    def at_least_one(self) -> bool:
+        """A title with no score past its threshold gets its top label."""
+        return self.rule.at_least_one
+
+    @property
+    def label_groups(self) -> tuple[LabelGroup, ...]:
+        """The label groups decided one label per group (empty where the run did not adopt them)."""
+        return self.rule.groups
+
     # --- prediction -----------------------------------------------------------------------------------------
-    def _batches(self, titles: Sequence[str], truncated: list[bool]) -> Iterator[tuple[np.ndarray, dict]]:
-        enc = self.tokenizer(list(titles), truncation=True, max_length=self.max_length)
-        for i, encoding in enumerate(enc.encodings or []):  # fast tokenizers keep what truncation cut off
-            truncated[i] = truncated[i] or bool(encoding.overflowing)
-        order = length_order([len(ids) for ids in enc["input_ids"]])
+    def _batches(self, enc, rows: np.ndarray) -> Iterator[tuple[np.ndarray, dict]]:
+        """Padded batches of the encoded `rows`, shortest first; each with its positions in `rows`."""
+        order = length_order([len(enc["input_ids"][i]) for i in rows])
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            feats = [{k: enc[k][i] for k in keys} for i in idx]
+            feats = [{k: enc[k][rows[i]] for k in keys} for i in idx]
             yield idx, self.tokenizer.pad(feats, return_tensors="np")
 
-    def score_titles(self, titles: str | Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+    def distinct_inputs(self, titles: list[str]) -> tuple[Distinct, Distinct, object]:
+        """Rows grouped twice: by the exact (cleaned) title, then those titles by what the models see: the
+        token ids (the tokenizer's own normalisation, e.g. lower case for an uncased vocabulary, and its
+        whitespace rules) and, where the TF-IDF baseline scores labels, the exact title too (the baseline reads
+        the text itself). Returns (rows -> titles, titles -> model inputs, the titles' encodings)."""
+        by_text = distinct_rows(titles)
+        texts = [titles[i] for i in by_text.first]
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        keys: list = [tuple(ids) for ids in enc["input_ids"]]
+        if self._baseline is not None:
+            keys = list(zip(keys, texts))
+        return by_text, distinct_rows(keys), enc
+
+    def score_titles(self, titles: str | Sequence[str],
+                     on_batch: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, list[bool]]:
         """Scores per label (rows in input order) and, per title, whether the models saw only a part of it
-        (cut to MAX_TITLE_CHARS characters or to max_length tokens)."""
+        (cut to MAX_TITLE_CHARS characters or to max_length tokens). Each distinct model input is scored once
+        (distinct_inputs); the answers are those of scoring every row. `on_batch(done, of)`: called after each
+        model batch with the distinct inputs scored so far and their number (a progress display)."""
         titles = [titles] if isinstance(titles, str) else list(titles)
-        scores = np.zeros((len(titles), len(self.labels)), dtype=np.float32)
         if not titles:
-            return scores, []
+            return np.zeros((0, len(self.labels)), dtype=np.float32), []
         titles, truncated = clean_titles(titles)
-        for idx, batch in self._batches(titles, truncated):
+        by_text, by_input, enc = self.distinct_inputs(titles)
+        scores = np.zeros((by_input.n, len(self.labels)), dtype=np.float32)
+        done = 0
+        for idx, batch in self._batches(enc, by_input.first):
             scores[idx] = self.scoring.transformer_scores(self._forward(dict(batch)))
+            done += len(idx)
+            if on_batch is not None:
+                on_batch(done, by_input.n)
         if self._baseline is not None:  # labels the run's cross-fitted choice sent to the TF-IDF baseline
-            base = self._baseline.predict_proba(np.asarray(titles, dtype=object))
+            texts = [titles[i] for i in compose(by_text, by_input).first]
+            base = self._baseline.predict_proba(np.asarray(texts, dtype=object))
             scores = self.scoring.combine(scores, base).astype(np.float32)
-        return scores, truncated
+        # fast tokenizers keep what truncation cut off
+        cut = np.array([bool(e.overflowing) for e in enc.encodings or []] or [False] * by_text.n)
+        truncated = [t or bool(c) for t, c in zip(truncated, by_text.expand(cut))]
+        self.last_counts = (len(titles), by_input.n)  # rows and distinct model inputs of the latest call
+        return compose(by_text, by_input).expand(scores), truncated
 
     def predict_scores(self, titles: str | Sequence[str]) -> np.ndarray:
         """Sigmoid score per label, rows in input order."""
@@ -168,11 +261,94 @@ class TitleClassifier:
     def decide(self, scores: np.ndarray) -> np.ndarray:
         return self.rule.decide(scores)
 
+    def _decided(self, titles: Sequence[object], scores: np.ndarray) -> list[list[str]]:
+        pred = self.decide(scores)
+        pred[[is_blank(t) for t in titles]] = 0  # an empty title gets no labels, as on every path (titles.is_blank)
+        return [[self.labels[j] for j in np.flatnonzero(row)] for row in pred]
+
     def predict(self, titles: str | Sequence[str]) -> list[str] | list[list[str]]:
         """Label names per title (a list for one string, a list of lists for a list)."""
         single = isinstance(titles, str)
         titles = [titles] if single else list(titles)
-        pred = self.decide(self.predict_scores(titles))
-        pred[[is_blank(t) for t in titles]] = 0  # an empty title gets no labels, as on every path (titles.is_blank)
-        out = [[self.labels[j] for j in np.flatnonzero(row)] for row in pred]
+        out = self._decided(titles, self.predict_scores(titles))
         return out[0] if single else out
+
+    def classify(self, titles: str | Sequence[str]) -> Prediction | list[Prediction]:
+        """Labels and scores per title: a Prediction for one string, a list of them (input order) for a list.
+        A blank title gets no labels (its scores are still the model's, as predict_scores gives them).
+
+        >>> preds = clf.classify(["VP of Sales", ""])
+        >>> [type(p).__name__ for p in preds], preds[1].labels
+        (['Prediction', 'Prediction'], [])
+        >>> list(preds[0].scores) == clf.labels, all(0 <= s <= 1 for s in preds[0].scores.values())
+        (True, True)
+        """
+        single = isinstance(titles, str)
+        titles = [titles] if single else list(titles)
+        scores, truncated = self.score_titles(titles)
+        out = [Prediction(t, names, dict(zip(self.labels, map(float, row))), cut)
+               for t, names, row, cut in zip(titles, self._decided(titles, scores), scores, truncated)]
+        return out[0] if single else out
+
+    def __call__(self, titles: str | Sequence[str]) -> Prediction | list[Prediction]:
+        """`clf(titles)` is `clf.classify(titles)`: a string gives one Prediction, a list a list of them.
+
+        >>> clf("CEO").labels == clf.predict("CEO")
+        True
+        """
+        return self.classify(titles)
+
+    def predict_df(self, df: "pandas.DataFrame", column: str = "Title") -> "pandas.DataFrame":
+        """A new DataFrame: `df`'s columns, index and row order, then `labels` (a list of label names per row)
+        and one `score:<label>` column per label, in label order (the column names of predict.py's CSV). `df`
+        itself is not changed. A blank cell (None, NaN, not text, or nothing visible in it: titles.is_blank)
+        gets labels [] and NaN scores. A column of `df` that has one of the added names is refused, not
+        overwritten. Needs pandas (the spark extra).
+
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"Title": ["VP of Sales", None, "CEO"]}, index=[10, 20, 30])
+        >>> out = clf.predict_df(df)
+        >>> list(out.columns) == ["Title", "labels"] + ["score:" + lab for lab in clf.labels]
+        True
+        >>> out.index.tolist(), out.loc[20, "labels"], list(df.columns)
+        ([10, 20, 30], [], ['Title'])
+        """
+        pd = _pandas()
+        titles = _title_column(df, column, pd)
+        added = ["labels", *(SCORE_PREFIX + lab for lab in self.labels)]
+        clash = [c for c in added if c in df.columns]
+        if clash:
+            raise UserError(f"predict_df: the DataFrame already has column(s) {clash!r:.200}, which predict_df adds; "
+                            "rename or drop them first (df.drop(columns=[...]))")
+        keep = np.array([not is_blank(t) for t in titles], dtype=bool)
+        scores = np.full((len(titles), len(self.labels)), np.nan, dtype=np.float32)
+        labels: list[list[str]] = [[] for _ in titles]
+        if keep.any():
+            kept = [t for t, ok in zip(titles, keep) if ok]
+            scores[keep] = self.predict_scores(kept)
+            for i, names in zip(np.flatnonzero(keep), self._decided(kept, scores[keep])):
+                labels[i] = names
+        columns = {"labels": labels, **{name: scores[:, j] for j, name in enumerate(added[1:])}}
+        # index=df.index: the new columns line up with df's rows as they are, repeated index values included
+        return pd.concat([df, pd.DataFrame(columns, index=df.index)], axis=1)
+
+
+def _pandas():
+    try:
+        import pandas as pd
+    except ImportError as err:
+        raise UserError(f"predict_df needs pandas, which is not installed: {PANDAS_HINT}") from err
+    return pd
+
+
+def _title_column(df: "pandas.DataFrame", column: str, pd) -> list[object]:
+    """The title cells of `df[column]`, checked: a DataFrame that has the column once."""
+    if not isinstance(df, pd.DataFrame):
+        raise UserError(f"predict_df takes a pandas DataFrame, found {type(df).__name__}; for a list of titles "
+                        "use clf(titles) or clf.predict(titles)")
+    found = int((df.columns == column).sum())
+    if found != 1:
+        what = "not found" if not found else f"found {found} times"
+        raise UserError(f"predict_df: column {column!r} {what}; the DataFrame has columns {list(df.columns)!r:.300}; "
+                        "pass column=<the title column>")
+    return df[column].tolist()

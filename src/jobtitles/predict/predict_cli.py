@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -153,6 +154,24 @@ class Writer:
             self.partial.unlink(missing_ok=True)
 
 
+def expected_rows(source: str | None) -> int | None:
+    """The rows a .csv/.tsv/.txt input will give, for the progress bar's total: its line count (a quick binary
+    pass), less the header; None for standard input and for encodings whose line break is not one byte."""
+    if not source or source == "-" or not Path(source).is_file():
+        return None
+    lines, last = 0, b"\n"
+    with open(source, "rb") as fh:
+        head = fh.read(4)
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16/32 byte-order marks
+            return None
+        fh.seek(0)
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    lines += last != b"\n"
+    return max(0, lines - (Path(source).suffix.lower() in (".csv", ".tsv")))
+
+
 def check_predictions(labels: list[str], titles, rows, gold, pred: np.ndarray, limit: int) -> int:
     """Count and list the titles whose predicted label set differs from the file's labels."""
     wrong = []
@@ -180,17 +199,25 @@ def main(argv: list[str]) -> int:
     writer = Writer(args.output, clf.labels)
     checked: list[tuple] = []  # (titles, rows, gold, pred) of files with label columns
     empty_rows: list[int] = []
-    total = 0
-    bar = tqdm(unit="title", disable=args.output is None, file=sys.stderr)
+    total = distinct = 0
+    start = time.perf_counter()
+    bar = tqdm(total=expected_rows(args.input), unit="title", disable=args.output is None, file=sys.stderr,
+               dynamic_ncols=True)
     try:
         for titles, rows, gold in input_chunks(args, empty_rows):
-            scores = clf.predict_scores(titles)
+            read = total + len(empty_rows)  # rows of the file before this chunk, skipped ones included
+
+            def advance(done: int, of: int, base: int = read, n: int = len(titles)) -> None:
+                bar.update(int(base + n * done / of) - bar.n)  # within a chunk: by distinct inputs scored
+
+            scores = clf.score_titles(titles, on_batch=advance)[0]
             pred = clf.decide(scores)
             writer.write(rows, titles, scores, pred)  # flushed: an interrupted run keeps finished chunks
             if gold is not None:
                 checked.append((titles, rows, gold, pred))
             total += len(titles)
-            bar.update(len(titles))
+            distinct += clf.last_counts[1]
+            bar.update(total + len(empty_rows) - bar.n)
         writer.commit()
     except BaseException as err:
         writer.abort(interrupted=isinstance(err, KeyboardInterrupt))
@@ -201,7 +228,10 @@ def main(argv: list[str]) -> int:
         shown = ", ".join(map(str, empty_rows[:8])) + (f" and {len(empty_rows) - 8} more" if len(empty_rows) > 8 else "")
         print(f"note: skipped {len(empty_rows)} empty titles (rows {shown})", file=sys.stderr)
     if args.output:
-        print(f"wrote {total} predictions to {args.output}", file=sys.stderr)
+        wall = time.perf_counter() - start
+        print(f"wrote {total} predictions to {args.output} in {wall:.1f} s ({total / max(wall, 1e-9):,.0f} "
+              f"titles/s); {distinct} distinct model inputs scored (each once per chunk of {args.chunk_size})",
+              file=sys.stderr)
     if checked:
         titles = [t for c in checked for t in c[0]]
         rows = [r for c in checked for r in c[1]]

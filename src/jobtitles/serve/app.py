@@ -37,7 +37,7 @@ from jobtitles.serve.limits import BodyLimitMiddleware
 from jobtitles.serve.metrics import MetricsMiddleware, ServeMetrics, create_metrics
 from jobtitles.serve.model_info import CardFacts, read_card, without_paths
 from jobtitles.serve.model_watch import ModelWatch
-from jobtitles.serve.predictor import Prediction, Predictor
+from jobtitles.serve.predictor import Prediction, Predictor, RecentTitles
 from jobtitles.serve.schemas import (
     CVMetric, ErrorResponse, HealthResponse, HFRequest, InfoResponse, LabelScore, PredictRequest, PredictResponse,
     TitleResult,
@@ -77,10 +77,12 @@ def _load(settings: ServeSettings, backend: BackendChoice | None, metrics: Serve
     on_gpu = choice.backend == "torch" and _cuda_available()
     workers, threads = settings.worker_count(on_gpu), settings.worker_threads(on_gpu)
     predictors = []
+    # one cache for all workers, new with every (re)load: answers never outlive the model that gave them
+    cache = RecentTitles(settings.cache_titles) if settings.cache_titles else None
     for _ in range(workers):
         clf = TitleClassifier(settings.model_dir, backend=choice.backend, batch_size=settings.batch_size,
                               threads=threads)
-        predictor = Predictor(clf)
+        predictor = Predictor(clf, cache)
         predictor.predict(["warm-up"])  # first call allocates; do it before the first request
         predictors.append(predictor)
     # The loaded libraries leave ~350,000 long-lived objects that every full garbage collection walks again
@@ -145,6 +147,7 @@ def _info(settings: ServeSettings, loaded: Loaded) -> InfoResponse:
         model_name=card.model_name, base_model=card.base_model,
         labels=list(clf.labels), thresholds={lab: float(t) for lab, t in zip(clf.labels, clf.thresholds)},
         at_least_one=bool(getattr(clf, "at_least_one", True)), max_length=int(clf.max_length),
+        exclusive_label=clf.exclusive_label, label_groups=[g.to_json() for g in clf.label_groups],
         backend=loaded.backend.backend, backend_reason=without_paths(loaded.backend.reason),
         cv_metrics=[CVMetric(name=n, value=v) for n, v in card.cv_metrics],
         cv_micro_f1=card.metric("CV micro-F1"), cv_subset_accuracy=card.metric("CV subset accuracy"),

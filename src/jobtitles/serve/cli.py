@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model_check_s", type=float, default=d.model_check_s,
                    help="Check the model folder for replaced files this often (a warning and /health "
                         "model_changed; 0: never).")
+    p.add_argument("--cache_titles", type=int, default=d.cache_titles,
+                   help="Answers of this many recent distinct titles are kept and reused (0: no cache).")
     p.add_argument("--no_gc_freeze", action="store_true",
                    help="Leave the objects alive after loading in the garbage collector's reach (slower tail).")
     p.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
@@ -73,7 +75,8 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
                          batching=not args.no_batching, workers=args.workers, threads=args.threads,
                          batch_size=args.batch_size, gc_freeze=not args.no_gc_freeze,
                          body_timeout=args.body_timeout, header_timeout=args.header_timeout,
-                         shutdown_timeout=args.shutdown_timeout, model_check_s=args.model_check_s)
+                         shutdown_timeout=args.shutdown_timeout, model_check_s=args.model_check_s,
+                         cache_titles=args.cache_titles)
 
 
 def check_port(host: str, port: int) -> None:

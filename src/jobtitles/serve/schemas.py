@@ -53,12 +53,23 @@ class CVMetric(BaseModel):
     value: float
 
 
+class LabelGroupInfo(BaseModel):
+    name: str
+    labels: list[str]
+    kind: Literal["exactly_one", "at_most_one"] = Field(
+        description="exactly_one: the group's top label is always kept; at_most_one: only if it passes.")
+
+
 class InfoResponse(BaseModel):
     model_name: str | None = Field(description="The model card's name; no server path is ever shown.")
     base_model: str | None
     labels: list[str]
     thresholds: dict[str, float]
     at_least_one: bool
+    exclusive_label: str | None = Field(None, description="The empty label: never decided beside another label "
+                                                          "(where both pass, the higher score wins).")
+    label_groups: list[LabelGroupInfo] = Field(default_factory=list, description="Groups decided one label per "
+                                               "group (the group's top score).")
     max_length: int
     backend: str
     backend_reason: str

@@ -28,6 +28,7 @@ _RULES: dict[str, tuple[type, bool, str]] = {  # field -> (type, zero allowed, e
     "header_timeout": (float, False, "a positive number of seconds"),
     "shutdown_timeout": (float, False, "a positive number of seconds"),
     "model_check_s": (float, True, "0 (never) or a positive number of seconds"),
+    "cache_titles": (int, True, "0 (no cache) or a positive number of titles"),
 }
 
 
@@ -57,6 +58,7 @@ class ServeSettings:
     # docker stop's 10 s and Kubernetes' 30 s grace periods.
     shutdown_timeout: float = 5.0
     model_check_s: float = 5.0        # how often the model folder is checked for replaced files (0: never)
+    cache_titles: int = 10000         # answers of the most recent distinct titles kept, shared by the workers
 
     def __post_init__(self) -> None:
         if not isinstance(self.model_dir, (str, Path)) or not str(self.model_dir):

@@ -54,6 +54,11 @@ async function loadInfo() {
   ];
   for (const m of info.cv_metrics) rows.push([m.name, String(m.value)]);
   rows.push(["Thresholds", Object.entries(info.thresholds).map(([k, v]) => k + " " + v.toFixed(2)).join(", ")]);
+  if (info.exclusive_label) rows.push(["Empty label", info.exclusive_label + " (never beside another label)"]);
+  for (const g of info.label_groups || []) {
+    const none = g.kind === "exactly_one" ? "" : " or none";
+    rows.push(["Label group", g.name + ": one of " + g.labels.join(", ") + none]);
+  }
   const dl = $("model-info");
   dl.replaceChildren();
   for (const [k, v] of rows) {
@@ -68,6 +73,33 @@ function el(tag, cls, text) {
   if (cls) e.className = cls;
   if (text != null) e.textContent = text;
   return e;
+}
+
+// Why a score past its threshold is not a label, by the rule of jobtitles/core/decision_rule.py: label groups
+// are decided first (the group's top score), then the empty label (where it and another label pass, the higher
+// score wins). null where the label is kept, below its threshold, or no rule explains it.
+function heldBack(p, lab) {
+  if (!info || p.labels.includes(lab) || !(p.scores[lab] >= info.thresholds[lab])) return null;
+  const group = (info.label_groups || []).find((g) => g.labels.includes(lab));
+  if (group) {
+    const top = group.labels.reduce((a, b) => (p.scores[b] > p.scores[a] ? b : a));
+    if (top !== lab) return "past its threshold, but one label per group (" + group.name + "): " + top + " won";
+  }
+  const empty = info.exclusive_label;
+  if (!empty) return null;
+  if (lab === empty) {
+    const other = p.labels.slice().sort((a, b) => p.scores[b] - p.scores[a])[0];
+    return other ? "past its threshold, but " + empty + " never stands beside another label: " + other + " won"
+      : null;
+  }
+  return p.labels.includes(empty)
+    ? "past its threshold, but " + empty + " never stands beside another label and scored higher" : null;
+}
+
+function clearResults() {
+  last = null;
+  $("results").querySelector("tbody").replaceChildren();
+  $("results-box").hidden = true;
 }
 
 function render(res) {
@@ -97,6 +129,12 @@ function render(res) {
         track.append(tick);
       }
       bar.append(el("span", "name", lab), track, el("span", "value", s.toFixed(2)));
+      const why = heldBack(p, lab);
+      if (why) {
+        bar.classList.add("held");
+        bar.title += " · " + why;
+        bar.append(el("span", "why", why));
+      }
       bars.append(bar);
     }
     tr.append(title, labels, bars);
@@ -115,6 +153,7 @@ async function run(path, options) {
     render(await call(path, options));
   } catch (err) {
     $("status").textContent = "";
+    clearResults(); // the previous answer's rows beside this error would read as this request's results
     showError(err.message);
   } finally {
     $("predict").disabled = false;
