@@ -107,17 +107,21 @@ def test_predict_py_dedupes_per_chunk_bounded_with_identical_output(tmp_path, tr
     real = inference.distinct_rows
     monkeypatch.setattr(inference, "distinct_rows", lambda keys: sizes.append(len(keys)) or real(keys))
     code, err = run_predict(["--model", str(transformer_only), "--input", str(src), "--output",
-                             str(tmp_path / "chunked.csv"), "--chunk_size", "100"])
+                             str(tmp_path / "chunked.csv"), "--chunk_size", "100", "--cache_titles", "0"])
     assert code == 0 and max(sizes) <= 100  # never more keys in memory than one chunk's rows
     distinct = sum(len({MODEL_INPUT[t] for t in titles[i:i + 100]}) for i in range(0, 1000, 100))
     assert f"wrote 1000 predictions" in err
     assert f"; {distinct} distinct model inputs scored (each once per chunk of 100)" in err
     assert "/1000" in err  # the progress bar has its total
+    code, err = run_predict(["--model", str(transformer_only), "--input", str(src), "--output",
+                             str(tmp_path / "cached.csv"), "--chunk_size", "100", "--cache_titles", "50"])
+    assert code == 0 and "; 6 distinct model inputs scored (a cache of the 50 most recent titles" in err
     monkeypatch.setattr(inference, "distinct_rows", lambda keys: real(list(range(len(keys)))))  # no grouping
     code, _ = run_predict(["--model", str(transformer_only), "--input", str(src), "--output",
-                           str(tmp_path / "every_row.csv")])
+                           str(tmp_path / "every_row.csv"), "--cache_titles", "0"])
     assert code == 0
-    assert (tmp_path / "chunked.csv").read_text() == (tmp_path / "every_row.csv").read_text()
+    every = (tmp_path / "every_row.csv").read_text()
+    assert (tmp_path / "chunked.csv").read_text() == every == (tmp_path / "cached.csv").read_text()
 
 
 def test_expected_rows_for_the_progress_total(tmp_path):
@@ -131,33 +135,25 @@ def test_expected_rows_for_the_progress_total(tmp_path):
     assert expected_rows(None) is None
 
 
-class FakeClassifier:
-    labels = ["A", "B"]
+def test_a_cache_of_recent_titles_answers_without_the_model_and_stays_bounded(transformer_only):
+    from jobtitles import TitleClassifier
+    from jobtitles.core.dedupe import RecentTitles
 
-    def __init__(self):
-        self.asked: list[list[str]] = []
-
-    def score_titles(self, titles):
-        self.asked.append(list(titles))
-        return np.array([[len(t) / 100, 0.5] for t in titles], dtype=np.float32), [len(t) > 10 for t in titles]
-
-
-def test_serve_cache_reuses_recent_answers_and_stays_bounded():
-    from jobtitles.serve.predictor import Predictor, RecentTitles
-
-    clf = FakeClassifier()
     cache = RecentTitles(3)
-    predictor = Predictor(clf, cache)
-    first = predictor.scores(["CEO", "Software Engineer", "CEO"])
-    assert clf.asked == [["CEO", "Software Engineer", "CEO"]]  # duplicates inside a call: TitleClassifier's job
-    again = predictor.scores(["Software Engineer", "CFO", "CEO"])
-    assert clf.asked[1] == ["CFO"]  # only the title not asked before is scored
-    plain = Predictor(FakeClassifier())
+    clf, plain = TitleClassifier(transformer_only, cache=cache), TitleClassifier(transformer_only)
+    cache.items.clear()  # the load-time probe title
+    cache.hits = cache.misses = 0
+    calls = counting(clf)
+    first = clf.score_titles(["CEO", "Software Engineer", "CEO"])
+    assert sum(calls) == 2  # duplicates inside one call: grouped
+    again = clf.score_titles(["Software Engineer", "CFO", "CEO"])
+    assert sum(calls) == 3  # only the title not scored before
     for got, titles in ((first, ["CEO", "Software Engineer", "CEO"]), (again, ["Software Engineer", "CFO", "CEO"])):
-        want = plain.scores(titles)
-        np.testing.assert_array_equal(got[0], want[0])
+        want = plain.score_titles(titles)
+        np.testing.assert_allclose(got[0], want[0], atol=1e-6)
         assert got[1] == want[1]
-    predictor.scores(["COO"])  # a fourth distinct title: the least recently used one (Software Engineer) goes
+    clf.score_titles(["COO"])  # a fourth distinct title: the least recently used one (Software Engineer) goes
     assert list(cache.items) == ["CEO", "CFO", "COO"]
     assert (cache.hits, cache.misses) == (2, 5)
-    assert clf.asked[2] == ["COO"]
+    long = "Director " * 200  # cut at max_length tokens: the cached answer says so too
+    assert clf.score_titles([long])[1] == clf.score_titles([long])[1] == [True]

@@ -15,6 +15,7 @@ from jobtitles.core.errors import UserError
 # max_length tokens can cover in practice, so only hostile or broken input is cut.
 MAX_TITLE_CHARS = 1000
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_VISIBLE_ASCII = re.compile("[!-~]")
 VISIBLE = frozenset("LNPSM")  # Unicode categories of letters, numbers, punctuation, symbols and marks
 SCAN_CHARS = 10_000  # the blank check looks this far (far beyond what a model reads): a megabyte of blanks is cheap
 
@@ -23,7 +24,11 @@ def is_blank(title: object) -> bool:
     """The one rule for an empty title on every prediction path: not a string, or nothing visible in it (only
     spaces, control and zero-width characters). Such a title gets no labels: [] from TitleClassifier.predict,
     null from Spark, skipped by predict.py and the page's CSV upload, 422 `empty_title` from the JSON API."""
-    return not isinstance(title, str) or not any(unicodedata.category(c)[0] in VISIBLE for c in title[:SCAN_CHARS])
+    if not isinstance(title, str):
+        return True
+    if title.isascii():  # the common case, at C speed: printable ASCII other than space is exactly what is visible
+        return _VISIBLE_ASCII.search(title) is None
+    return not any(unicodedata.category(c)[0] in VISIBLE for c in title[:SCAN_CHARS])
 
 
 def clean_title(title: str) -> tuple[str, bool]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from jobtitles.core.baseline_store import load_baseline
 from jobtitles.core.decision_rule import DecisionRule
-from jobtitles.core.dedupe import Distinct, compose, distinct_rows
+from jobtitles.core.dedupe import Distinct, RecentTitles, compose, distinct_rows
 from jobtitles.core.errors import UserError
 from jobtitles.core.label_groups import LabelGroup
 from jobtitles.core.model_folder import ONNX_FILES, labels_of, load_checked_tokenizer, quiet_loading, read_model_config
@@ -68,6 +68,7 @@ class TitleClassifier:
         max_length: tokens read per title (default: the training max_length, at most 128).
         threads: CPU threads (default: the libraries' default, every core).
         dtype: "float32" or "bfloat16", torch backend only (default: bf16 on a GPU that has it, else fp32).
+        cache: a dedupe.RecentTitles: titles scored before are answered from it (predict.py and serve use one).
 
     `clf(titles)` or `clf.classify(titles)`: Prediction objects; `predict`: label names; `predict_scores`: the
     score matrix; `predict_df`: a DataFrame. A blank title (titles.is_blank) gets no labels on every path.
@@ -81,7 +82,7 @@ class TitleClassifier:
 
     def __init__(self, model: str | Path, backend: str = "torch", batch_size: int = 64, device: str | None = None,
                  threshold: float | None = None, max_length: int | None = None, threads: int | None = None,
-                 dtype: str | None = None) -> None:
+                 dtype: str | None = None, cache: RecentTitles | None = None) -> None:
         if dtype not in (None, "float32", "bfloat16"):  # checked before anything is loaded
             raise UserError(f"dtype must be float32 or bfloat16 (torch backend), found {dtype!r}")
         self.model_dir = Path(model)
@@ -104,7 +105,8 @@ class TitleClassifier:
         limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 4 else positions
         self.max_length = min(max_length or 128, limit, positions)
         self.backend = backend
-        self.last_counts = (0, 0)  # (rows, distinct model inputs) of the latest score_titles call
+        self.last_counts = (0, 0)  # (rows, distinct model inputs scored) of the latest score_titles call
+        self.cache = cache  # answers of recent titles (dedupe.RecentTitles); may be shared by several classifiers
         self._forward = self._torch_forward(device, dtype) if backend == "torch" else self._onnx_forward(backend)
         self._check_scores()
 
@@ -230,12 +232,30 @@ class TitleClassifier:
                      on_batch: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, list[bool]]:
         """Scores per label (rows in input order) and, per title, whether the models saw only a part of it
         (cut to MAX_TITLE_CHARS characters or to max_length tokens). Each distinct model input is scored once
-        (distinct_inputs); the answers are those of scoring every row. `on_batch(done, of)`: called after each
-        model batch with the distinct inputs scored so far and their number (a progress display)."""
+        (distinct_inputs), and a title in the cache (`cache`) not at all; the answers are those of scoring every
+        row. `on_batch(done, of)`: called after each model batch with the distinct inputs scored so far and
+        their number (a progress display)."""
         titles = [titles] if isinstance(titles, str) else list(titles)
         if not titles:
             return np.zeros((0, len(self.labels)), dtype=np.float32), []
-        titles, truncated = clean_titles(titles)
+        titles, cut_chars = clean_titles(titles)
+        self.last_counts = (len(titles), 0)
+        found = self.cache.lookup(titles) if self.cache is not None else [None] * len(titles)
+        todo = [i for i, f in enumerate(found) if f is None]
+        scores = np.zeros((len(titles), len(self.labels)), dtype=np.float32)
+        cut_tokens = np.zeros(len(titles), dtype=bool)
+        if todo:
+            new = [titles[i] for i in todo]
+            scores[todo], cut_tokens[todo] = self._score_distinct(new, on_batch)
+            if self.cache is not None:
+                self.cache.store(new, scores[todo], cut_tokens[todo])
+        for i, f in enumerate(found):
+            if f is not None:
+                scores[i], cut_tokens[i] = f
+        return scores, [bool(a or b) for a, b in zip(cut_chars, cut_tokens)]
+
+    def _score_distinct(self, titles: list[str], on_batch) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of cleaned titles and whether max_length cut each, scoring each distinct model input once."""
         by_text, by_input, enc = self.distinct_inputs(titles)
         scores = np.zeros((by_input.n, len(self.labels)), dtype=np.float32)
         done = 0
@@ -250,9 +270,8 @@ class TitleClassifier:
             scores = self.scoring.combine(scores, base).astype(np.float32)
         # fast tokenizers keep what truncation cut off
         cut = np.array([bool(e.overflowing) for e in enc.encodings or []] or [False] * by_text.n)
-        truncated = [t or bool(c) for t, c in zip(truncated, by_text.expand(cut))]
-        self.last_counts = (len(titles), by_input.n)  # rows and distinct model inputs of the latest call
-        return compose(by_text, by_input).expand(scores), truncated
+        self.last_counts = (self.last_counts[0], by_input.n)
+        return compose(by_text, by_input).expand(scores), by_text.expand(cut)
 
     def predict_scores(self, titles: str | Sequence[str]) -> np.ndarray:
         """Sigmoid score per label, rows in input order."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import os
 import sys
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--chunk_size", type=int, default=10000, help="Titles per read/predict/write chunk.")
+    p.add_argument("--cache_titles", type=int, default=100000,
+                   help="Answers of this many recent distinct titles are reused across chunks (0: off).")
     p.add_argument("--threshold", type=float, default=None, help="Override the saved per-label thresholds.")
     p.add_argument("--text_column", default="Title")
     p.add_argument("--label_column_prefix", default="Column")
@@ -50,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     """Every flag checked before the model is loaded or any file is opened."""
-    for key, low in (("batch_size", 1), ("chunk_size", 1), ("max_errors_shown", 0)):
+    for key, low in (("batch_size", 1), ("chunk_size", 1), ("max_errors_shown", 0), ("cache_titles", 0)):
         if getattr(args, key) < low:
             raise UserError(f"--{key} must be at least {low}, found {getattr(args, key)}")
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:  # also false for nan
@@ -109,6 +112,9 @@ class Writer:
         if self.kind == "csv":
             self.csv = csv.writer(self.fh, delimiter=";", lineterminator="\n")
             self.csv.writerow(["row", "title", "predicted", *[f"score:{lab}" for lab in self.labels]])
+            # a row's cells after its number, written once per distinct title by the same csv dialect
+            self.line = io.StringIO()
+            self.line_writer = csv.writer(self.line, delimiter=";", lineterminator="\n")
 
     def _named(self):
         """A failed write (a full disk) names the output file in its one line, not 'a file'."""
@@ -121,20 +127,38 @@ class Writer:
     def _write(self, rows: list[int], titles: list[str], scores: np.ndarray, pred: np.ndarray) -> None:
         if self.fh is None and self.partial is not None:
             self.open()  # only once the first chunk is read, checked and predicted
-        for r, t, s, p in zip(rows, titles, scores, pred):
-            names = [self.labels[j] for j in np.flatnonzero(p)]
+        # A chunk repeats its titles as the input does: each distinct title's answer is formatted once (equal
+        # titles have equal answers); Python lists, as NumPy scalars format slowly one by one.
+        done: dict[str, object] = {}
+        s_rows, p_rows = scores.tolist(), pred.astype(bool).tolist()
+        for i, (r, t) in enumerate(zip(rows, titles)):
+            cells = done.get(t)
+            if cells is None:
+                cells = done[t] = self._cells(t, s_rows[i], p_rows[i])
             if self.kind == "screen":
-                shown = ", ".join(f"{self.labels[j]} ({s[j]:.3f})" for j in np.flatnonzero(p))
-                print(f"{t}\t{shown}")
+                print(cells)
             elif self.kind == "csv":
-                # text cells spreadsheet-safe (a title "=HYPERLINK(...)" stays text); the JSONL keeps them verbatim
-                self.csv.writerow([r, escape_cell(t), escape_cell(join_labels(names)), *[f"{v:.4f}" for v in s]])
+                self.fh.write(f"{r};{cells}")  # a row number needs no quoting: the csv module wrote the rest
             else:
-                self.fh.write(json.dumps({"row": r, "title": t, "labels": names,
-                                          "scores": {lab: round(float(v), 4) for lab, v in zip(self.labels, s)}},
-                                         ensure_ascii=False) + "\n")
+                self.fh.write(f'{{"row": {r}, {cells}\n')
         self.rows += len(rows)
         (self.fh or sys.stdout).flush()  # a full disk fails here, named, not in Python's exit flush
+
+    def _cells(self, title: str, scores: list[float], on: list[bool]):
+        """One title's output after its row number: a screen line, CSV cells, or the rest of a JSON object."""
+        names = [lab for lab, hit in zip(self.labels, on) if hit]
+        if self.kind == "screen":
+            return f"{title}\t" + ", ".join(f"{lab} ({v:.3f})" for lab, v, hit in zip(self.labels, scores, on) if hit)
+        if self.kind == "csv":
+            # text cells spreadsheet-safe (a title "=HYPERLINK(...)" stays text); the JSONL keeps them verbatim
+            self.line.seek(0)
+            self.line.truncate()
+            self.line_writer.writerow([escape_cell(title), escape_cell(join_labels(names)),
+                                       *[f"{v:.4f}" for v in scores]])
+            return self.line.getvalue()
+        rest = json.dumps({"title": title, "labels": names,
+                           "scores": {lab: round(v, 4) for lab, v in zip(self.labels, scores)}}, ensure_ascii=False)
+        return rest[1:]  # after '{"row": N, '
 
     def commit(self) -> None:
         if self.fh is not None:
@@ -191,11 +215,15 @@ def check_predictions(labels: list[str], titles, rows, gold, pred: np.ndarray, l
 def main(argv: list[str]) -> int:
     from tqdm.auto import tqdm
 
+    from jobtitles.core.dedupe import RecentTitles
     from jobtitles.predict.inference import TitleClassifier
 
     args = build_parser().parse_args(argv)
     check_args(args)
-    clf = TitleClassifier(args.model, backend=args.backend, batch_size=args.batch_size, threshold=args.threshold)
+    # answers of recent titles across chunks: a file's frequent titles are scored once, not once per chunk
+    cache = RecentTitles(args.cache_titles) if args.cache_titles else None
+    clf = TitleClassifier(args.model, backend=args.backend, batch_size=args.batch_size, threshold=args.threshold,
+                          cache=cache)
     writer = Writer(args.output, clf.labels)
     checked: list[tuple] = []  # (titles, rows, gold, pred) of files with label columns
     empty_rows: list[int] = []
@@ -230,7 +258,9 @@ def main(argv: list[str]) -> int:
     if args.output:
         wall = time.perf_counter() - start
         print(f"wrote {total} predictions to {args.output} in {wall:.1f} s ({total / max(wall, 1e-9):,.0f} "
-              f"titles/s); {distinct} distinct model inputs scored (each once per chunk of {args.chunk_size})",
+              f"titles/s); {distinct} distinct model inputs scored"
+              + (f" (a cache of the {args.cache_titles} most recent titles answered the rest)" if cache else
+                 f" (each once per chunk of {args.chunk_size})"),
               file=sys.stderr)
     if checked:
         titles = [t for c in checked for t in c[0]]

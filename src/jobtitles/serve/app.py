@@ -37,7 +37,8 @@ from jobtitles.serve.limits import BodyLimitMiddleware
 from jobtitles.serve.metrics import MetricsMiddleware, ServeMetrics, create_metrics
 from jobtitles.serve.model_info import CardFacts, read_card, without_paths
 from jobtitles.serve.model_watch import ModelWatch
-from jobtitles.serve.predictor import Prediction, Predictor, RecentTitles
+from jobtitles.core.dedupe import RecentTitles
+from jobtitles.serve.predictor import Prediction, Predictor
 from jobtitles.serve.schemas import (
     CVMetric, ErrorResponse, HealthResponse, HFRequest, InfoResponse, LabelScore, PredictRequest, PredictResponse,
     TitleResult,
@@ -81,8 +82,8 @@ def _load(settings: ServeSettings, backend: BackendChoice | None, metrics: Serve
     cache = RecentTitles(settings.cache_titles) if settings.cache_titles else None
     for _ in range(workers):
         clf = TitleClassifier(settings.model_dir, backend=choice.backend, batch_size=settings.batch_size,
-                              threads=threads)
-        predictor = Predictor(clf, cache)
+                              threads=threads, cache=cache)
+        predictor = Predictor(clf)
         predictor.predict(["warm-up"])  # first call allocates; do it before the first request
         predictors.append(predictor)
     # The loaded libraries leave ~350,000 long-lived objects that every full garbage collection walks again
