@@ -38,9 +38,14 @@ VOLATILE_FIELDS = {
                         "timing.final_train_seconds", "timing.total_seconds", "folds.*.train_seconds"],
     "result.json": ["train_seconds"],  # folds/fold_k/result.json
     "final_result.json": ["final_train_seconds"],
-    # the checkout's HEAD at the run's start, not a result: a commit in the same checkout during the test moves it
-    "run_info.json": ["git_commit"],
+    # the checkout's HEAD (and whether it was dirty) at the run's start, not a result: a commit in the same
+    # checkout during the test moves it; the clock: when the run started and finished, how long it took; and the
+    # command line, which names the run's own folder
+    "run_info.json": ["git_commit", "git_dirty", "started_at", "finished_at", "finishing_session_seconds",
+                      "command"],
 }
+# Fields only a resumed run writes: each later session's command, machine and start (run_info.json "resumed").
+SESSION_FIELDS = {"run_info.json": ["resumed"]}
 
 
 def fast_argv(csv: Path, model: Path, out: Path) -> list[str]:
@@ -107,6 +112,8 @@ def comparable(folder: Path, elsewhere: bool = False) -> dict[str, Any]:
             data = json.loads(blob)
             for dotted in fields:
                 data = _drop(data, dotted)
+            for key in SESSION_FIELDS.get(path.name, []):
+                data.pop(key, None)
             out[str(path.relative_to(folder))] = data
         elif blob[:4] == b"PK\x03\x04":
             out[str(path.relative_to(folder))] = _canonical_zip(blob)

@@ -114,7 +114,8 @@ class ModelProgress(TrainerCallback):
             self.bar.update(state.global_step - self.bar.n)
         now = self.run.clock()
         every = BAR_REFRESH_S if self.bar is not None else LOG_EVERY_S
-        if now - self.last_shown >= every:
+        first = self.bar is not None and state.global_step == 1  # a bar says the run's time left at once
+        if first or now - self.last_shown >= every:
             self.last_shown = now
             self.show(state.global_step, now - self.start)
 
