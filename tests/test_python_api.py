@@ -139,3 +139,14 @@ def test_train_delimiter_hint_names_the_key_and_the_flag(tmp_path):
         read_rows(path)
     assert str(err.value).endswith("re-save with ';' between fields or set `delimiter: \",\"` in the config or "
                                    "pass `--delimiter ,`")
+
+
+def test_upload_delimiter_hint_only_asks_to_resave(tmp_path):
+    """The page's upload has no delimiter setting: its message names no flag and no config key."""
+    from jobtitles.core.data import load_titles
+
+    path = tmp_path / "t.csv"
+    path.write_text("Title,Column 1\nCEO,Chief Officer\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        load_titles(path, fix="resave")
+    assert str(err.value).endswith("looks comma-delimited but ';' is expected; re-save with ';' between fields")

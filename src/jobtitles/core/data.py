@@ -83,17 +83,18 @@ def read_text(path: Path, encoding: str) -> str:
 
 def _check_delimiter(path: Path, header_line: str, delimiter: str, fix: str = "config") -> None:
     """`fix`: how the message says to change the delimiter: "config" (train.py: the YAML key or its flag),
-    "flag" (predict.py), "rename" (a .tsv file, always read tab-delimited)."""
+    "flag" (predict.py), "rename" (a .tsv file, always read tab-delimited), "resave" (the page's upload: only
+    re-saving the file is in the user's hands)."""
     if delimiter in header_line:
         return
     for other, name in ((",", "comma"), ("\t", "tab"), ("|", "pipe")):
         if other != delimiter and other in header_line:
             flag = f"`--delimiter {DELIMITER_FLAGS[other]}`"
             how = {"config": f"set `delimiter: \"{other}\"` in the config or pass {flag}",
-                   "flag": f"run with {flag}", "rename": f"rename it to .csv and run with {flag}"}[fix]
+                   "flag": f"run with {flag}", "rename": f"rename it to .csv and run with {flag}", "resave": ""}[fix]
             raise UserError(
                 f"{path}: the header {header_line.strip()!r} looks {name}-delimited but {delimiter!r} is expected; "
-                f"re-save with '{delimiter}' between fields or {how}"
+                f"re-save with '{delimiter}' between fields" + (f" or {how}" if how else "")
             )
 
 
@@ -361,7 +362,7 @@ TABLE_SUFFIXES = {".csv": None, ".tsv": "\t"}  # None: the configured delimiter
 
 def iter_titles(path: str | Path, chunk_size: int = 10000, *, text_column: str = "Title",
                 label_prefix: str = "Column", delimiter: str = ";", encoding: str = "utf-8",
-                empty_rows: list[int] | None = None):
+                empty_rows: list[int] | None = None, fix: str | None = None):
     """Stream (titles, rows, gold label sets or None) chunks from a .csv/.tsv file (labels read when present,
     for checking) or a .txt file (one title per line), without reading the whole file into memory.
 
@@ -377,7 +378,7 @@ def iter_titles(path: str | Path, chunk_size: int = 10000, *, text_column: str =
     with open(path, "rb") as fh:
         yield from _title_chunks(_decoded_lines(fh, path, encoding), path, chunk_size, text_column, label_prefix,
                                  TABLE_SUFFIXES.get(suffix) or delimiter, suffix in TABLE_SUFFIXES, empty_rows,
-                                 "rename" if TABLE_SUFFIXES.get(suffix) else "flag")
+                                 fix or ("rename" if TABLE_SUFFIXES.get(suffix) else "flag"))
 
 
 def iter_lines(lines, source: str, chunk_size: int, empty_rows: list[int] | None = None):

@@ -32,7 +32,7 @@ def _load(raw: bytes, name: str, suffix: str) -> Upload:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(raw)
         try:
-            titles, rows, gold = load_titles(path)
+            titles, rows, gold = load_titles(path, fix="resave")  # the page has no delimiter to set
         except UserError as err:  # the reader names its temp path; the user knows the file by its own name
             message = str(err).replace(str(path), name).replace(tmp, "")  # no server path in any answer
             raise ApiError(400, "invalid_csv", message, "file") from err
