@@ -15,6 +15,10 @@ from jobtitles.core.decision_rule import THRESHOLDS_KEY
 from jobtitles.core.errors import UserError
 
 ONNX_FILES = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model_int8.onnx"}
+# What the export's parity check found, per file, with each file's SHA-256: a backend is chosen by default only
+# when the file in the folder is the one that passed.
+PARITY_FILE = "onnx/parity.json"
+MAX_PARITY_BYTES = 1 << 20
 MAX_CONFIG_BYTES = 16 << 20  # a config.json with 100,000 labels is a few MB
 _BAD_NAME = re.compile(r"[|\x00-\x1f\x7f]")  # the label separator and control characters: training refuses them too
 # Architecture sizes far above any encoder this project fine-tunes: a folder asking for 5,000 layers would
@@ -132,3 +136,19 @@ def is_complete(model_dir: Path) -> bool:
     return cfg.is_file() and THRESHOLDS_KEY in json.loads(cfg.read_text(encoding="utf-8"))
 
 
+
+
+def passed_parity(model_dir: Path, backend: str) -> bool:
+    """The folder's export for `backend` ("onnx", "onnx-int8") passed its parity check against PyTorch, and the
+    file is still the one checked (its SHA-256). Anything unreadable or unexpected in the record: False."""
+    from jobtitles.core.io_utils import sha256_file
+
+    record_path, model_path = model_dir / PARITY_FILE, model_dir / ONNX_FILES[backend]
+    try:
+        if not model_path.is_file() or record_path.stat().st_size > MAX_PARITY_BYTES:
+            return False
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        check = record["checks"][backend]
+        return check.get("ok") is True and record["sha256"][ONNX_FILES[backend]] == sha256_file(model_path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False

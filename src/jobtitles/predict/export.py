@@ -9,6 +9,7 @@ The parity check runs on the run's cross-validation rows (oof_predictions.csv be
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import warnings
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from typing import Callable
 import numpy as np
 
 from jobtitles.core.errors import UserError, cli_entry
-from jobtitles.core.io_utils import atomic_path, disk_errors, remove_temporaries
+from jobtitles.core.io_utils import atomic_path, disk_errors, remove_temporaries, sha256_file, write_json
 from jobtitles.core.log import setup_logging
+from jobtitles.core.model_folder import ONNX_FILES, PARITY_FILE
 from jobtitles.core.labels import split_labels
 
 OPSET = 17
@@ -223,7 +225,17 @@ def export_model(model_dir: Path, int8: bool, titles_file: Path | None = None, p
         else:
             checks.append(_checked(check, "onnx-int8"))
             say(checks[-1].line())
+    write_parity_record(model_dir, checks, int8)
     return ExportReport(written, tuple(checks))
+
+
+def write_parity_record(model_dir: Path, checks: list[ParityCheck], int8: bool) -> None:
+    """onnx/parity.json: each file's check and SHA-256, so predict.py and Spark pick a passed int8 export by
+    default (model_folder.passed_parity) and a file replaced since is not trusted."""
+    keys = ["onnx", "onnx-int8"][:len(checks)] if int8 else ["onnx"]
+    record = {"checks": {key: {**dataclasses.asdict(c), "ok": c.ok} for key, c in zip(keys, checks)},
+              "sha256": {ONNX_FILES[key]: sha256_file(model_dir / ONNX_FILES[key]) for key in keys}}
+    write_json(model_dir / PARITY_FILE, record)
 
 
 @cli_entry

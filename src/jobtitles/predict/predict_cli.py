@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="Model folder written by train.py (outputs/<run>/model).")
     p.add_argument("--input", help="A .csv (Title column, optional label columns) or .txt file; '-' for stdin.")
     p.add_argument("--output", help="Write predictions to .csv (semicolon) or .jsonl instead of the screen.")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"],
+                   help="auto (default): the folder's int8 export when it passed its parity check, else torch.")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--chunk_size", type=int, default=10000, help="Titles per read/predict/write chunk.")
     p.add_argument("--cache_titles", type=int, default=100000,
@@ -212,28 +214,26 @@ def check_predictions(labels: list[str], titles, rows, gold, pred: np.ndarray, l
     return len(wrong)
 
 
-def main(argv: list[str]) -> int:
+@dataclass
+class Counts:
+    """What a prediction run saw: rows predicted, distinct model inputs scored, skipped empty rows."""
+
+    rows: int = 0
+    distinct: int = 0
+    empty_rows: list[int] = field(default_factory=list)
+
+
+def predict_chunks(args: argparse.Namespace, clf, writer: "Writer", counts: Counts) -> list[tuple]:
+    """Read, score and write chunk by chunk under a progress bar (total: the file's row count); returns
+    (titles, rows, gold, pred) of the chunks that carry labels, for the check against them."""
     from tqdm.auto import tqdm
 
-    from jobtitles.core.dedupe import RecentTitles
-    from jobtitles.predict.inference import TitleClassifier
-
-    args = build_parser().parse_args(argv)
-    check_args(args)
-    # answers of recent titles across chunks: a file's frequent titles are scored once, not once per chunk
-    cache = RecentTitles(args.cache_titles) if args.cache_titles else None
-    clf = TitleClassifier(args.model, backend=args.backend, batch_size=args.batch_size, threshold=args.threshold,
-                          cache=cache)
-    writer = Writer(args.output, clf.labels)
-    checked: list[tuple] = []  # (titles, rows, gold, pred) of files with label columns
-    empty_rows: list[int] = []
-    total = distinct = 0
-    start = time.perf_counter()
+    checked: list[tuple] = []
     bar = tqdm(total=expected_rows(args.input), unit="title", disable=args.output is None, file=sys.stderr,
                dynamic_ncols=True)
     try:
-        for titles, rows, gold in input_chunks(args, empty_rows):
-            read = total + len(empty_rows)  # rows of the file before this chunk, skipped ones included
+        for titles, rows, gold in input_chunks(args, counts.empty_rows):
+            read = counts.rows + len(counts.empty_rows)  # rows of the file before this chunk, skipped ones too
 
             def advance(done: int, of: int, base: int = read, n: int = len(titles)) -> None:
                 bar.update(int(base + n * done / of) - bar.n)  # within a chunk: by distinct inputs scored
@@ -243,34 +243,58 @@ def main(argv: list[str]) -> int:
             writer.write(rows, titles, scores, pred)  # flushed: an interrupted run keeps finished chunks
             if gold is not None:
                 checked.append((titles, rows, gold, pred))
-            total += len(titles)
-            distinct += clf.last_counts[1]
-            bar.update(total + len(empty_rows) - bar.n)
+            counts.rows += len(titles)
+            counts.distinct += clf.last_counts[1]
+            bar.update(counts.rows + len(counts.empty_rows) - bar.n)
         writer.commit()
     except BaseException as err:
         writer.abort(interrupted=isinstance(err, KeyboardInterrupt))
         raise
     finally:
         bar.close()
-    if empty_rows:
+    return checked
+
+
+def main(argv: list[str]) -> int:
+    from jobtitles.core.dedupe import RecentTitles
+    from jobtitles.predict.backends import AUTO, resolve_backend
+    from jobtitles.predict.inference import TitleClassifier
+
+    args = build_parser().parse_args(argv)
+    check_args(args)
+    # answers of recent titles across chunks: a file's frequent titles are scored once, not once per chunk
+    cache = RecentTitles(args.cache_titles) if args.cache_titles else None
+    backend, why = resolve_backend(Path(args.model), args.backend)
+    clf = TitleClassifier(args.model, backend=backend, batch_size=args.batch_size, threshold=args.threshold,
+                          cache=cache)
+    if args.backend == AUTO:  # once the folder loaded: a broken one is still a single error line
+        print(f"backend {backend}: {why}", file=sys.stderr)
+    counts, start = Counts(), time.perf_counter()
+    checked = predict_chunks(args, clf, Writer(args.output, clf.labels), counts)
+    if counts.empty_rows:
+        empty_rows = counts.empty_rows
         shown = ", ".join(map(str, empty_rows[:8])) + (f" and {len(empty_rows) - 8} more" if len(empty_rows) > 8 else "")
         print(f"note: skipped {len(empty_rows)} empty titles (rows {shown})", file=sys.stderr)
     if args.output:
         wall = time.perf_counter() - start
-        print(f"wrote {total} predictions to {args.output} in {wall:.1f} s ({total / max(wall, 1e-9):,.0f} "
-              f"titles/s); {distinct} distinct model inputs scored"
+        rate = counts.rows / max(wall, 1e-9)
+        print(f"wrote {counts.rows} predictions to {args.output} in {wall:.1f} s ({rate:,.0f} titles/s); "
+              f"{counts.distinct} distinct model inputs scored"
               + (f" (a cache of the {args.cache_titles} most recent titles answered the rest)" if cache else
                  f" (each once per chunk of {args.chunk_size})"),
               file=sys.stderr)
     if checked:
-        titles = [t for c in checked for t in c[0]]
-        rows = [r for c in checked for r in c[1]]
-        # the file's labels as training saw them: a row without one carries the empty label
-        empty = [clf.exclusive_label] if clf.exclusive_label else []
-        gold = [g or empty for c in checked for g in c[2]]
-        unknown = sorted({g for gs in gold for g in gs} - set(clf.labels))
-        if unknown:
-            print(f"note: the file has labels the model does not know: {unknown}", file=sys.stderr)
-        check_predictions(clf.labels, titles, rows, gold, np.concatenate([c[3] for c in checked]),
-                          args.max_errors_shown)
+        check_file_labels(clf, checked, args.max_errors_shown)
     return 0
+
+
+def check_file_labels(clf, checked: list[tuple], limit: int) -> None:
+    titles = [t for c in checked for t in c[0]]
+    rows = [r for c in checked for r in c[1]]
+    # the file's labels as training saw them: a row without one carries the empty label
+    empty = [clf.exclusive_label] if clf.exclusive_label else []
+    gold = [g or empty for c in checked for g in c[2]]
+    unknown = sorted({g for gs in gold for g in gs} - set(clf.labels))
+    if unknown:
+        print(f"note: the file has labels the model does not know: {unknown}", file=sys.stderr)
+    check_predictions(clf.labels, titles, rows, gold, np.concatenate([c[3] for c in checked]), limit)

@@ -29,8 +29,10 @@ from typing import Callable
 import numpy as np
 
 from jobtitles.core.errors import UserError
+from jobtitles.core.log import logger
 from jobtitles.core.model_folder import ONNX_FILES
 from jobtitles.core.titles import is_blank
+from jobtitles.predict.backends import AUTO, resolve_backend
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 ROWS_PER_CALL = 10_000  # titles handed to TitleClassifier at once (= Arrow's default maxRecordsPerBatch); it
@@ -171,16 +173,20 @@ class TitleLabeler:
         return F.when(raw["valid"] == 1, F.struct(labels.alias("labels"), scores.alias("scores")))
 
 
-def title_labeler(model_dir: str | Path, backend: str = "torch", batch_size: int = 64,
+def title_labeler(model_dir: str | Path, backend: str = "auto", batch_size: int = 64,
                   rows_per_call: int = ROWS_PER_CALL, ship: bool = False, spark=None) -> TitleLabeler:
     """Check the model folder on the driver and build the column function.
 
     ship=True copies the folder to every executor with SparkContext.addFile (for clusters without shared
     storage); otherwise each executor loads `model_dir` itself, so it must be readable there (always true in
-    local mode)."""
+    local mode). backend "auto": the folder's int8 export when it passed its parity check, else torch (chosen
+    here, once, for every executor)."""
     from pyspark.sql import SparkSession
 
     model_dir = Path(model_dir)
+    if backend == AUTO:
+        backend, why = resolve_backend(model_dir, backend)
+        logger.info(f"backend {backend}: {why}")
     labels = check_model(model_dir, backend, batch_size)
     spark = spark or SparkSession.getActiveSession()
     if ship:

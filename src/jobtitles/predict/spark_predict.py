@@ -21,11 +21,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
 from jobtitles.core.errors import UserError, cli_entry
 from jobtitles.core.labels import LABEL_SEP
+from jobtitles.predict.backends import AUTO, resolve_backend
 from jobtitles.predict.spark import BACKENDS, ROWS_PER_CALL, spark_error_line, title_labeler
 
 TABLE_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*){0,2}$")
@@ -51,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="A .parquet or .csv path (Spark writes a folder).")
     p.add_argument("--master", default=None, help="Spark master, e.g. local[*]; default: spark-submit's or local[*].")
     p.add_argument("--title_column", default="Title")
-    p.add_argument("--backend", default="torch", choices=BACKENDS)
+    p.add_argument("--backend", default="auto", choices=("auto", *BACKENDS),
+                   help="auto (default): the folder's int8 export when it passed its parity check, else torch.")
     p.add_argument("--batch_size", type=_whole(1), default=64, help="Titles per forward pass (as predict.py).")
     p.add_argument("--rows_per_call", type=_whole(1), default=ROWS_PER_CALL,
                    help="Titles length-sorted together per model call, at most one Arrow batch.")
@@ -283,8 +286,11 @@ def run(args: argparse.Namespace, spark) -> Summary:
     from pyspark.sql import functions as F
 
     fmt = output_format(args.output)
-    labeler = title_labeler(args.model, args.backend, args.batch_size, args.rows_per_call, ship=args.ship_model,
+    backend, why = resolve_backend(Path(args.model), args.backend)
+    labeler = title_labeler(args.model, backend, args.batch_size, args.rows_per_call, ship=args.ship_model,
                             spark=spark)
+    if args.backend == AUTO:  # once the folder was checked: a broken one is still a single error line
+        print(f"backend {backend}: {why}", file=sys.stderr)
     check_output(spark, args.input, args.output, args.overwrite, args.model)
     df = read_input(spark, args.input, args.delimiter)  # Spark reads the schema only (CSV header, Parquet footer)
     check_title_column(df, args.title_column, args.input)
