@@ -289,11 +289,11 @@ def run(args: argparse.Namespace, spark) -> Summary:
     backend, why = resolve_backend(Path(args.model), args.backend)
     labeler = title_labeler(args.model, backend, args.batch_size, args.rows_per_call, ship=args.ship_model,
                             spark=spark)
-    if args.backend == AUTO:  # once the folder was checked: a broken one is still a single error line
-        print(f"backend {backend}: {why}", file=sys.stderr)
     check_output(spark, args.input, args.output, args.overwrite, args.model)
     df = read_input(spark, args.input, args.delimiter)  # Spark reads the schema only (CSV header, Parquet footer)
     check_title_column(df, args.title_column, args.input)
+    if args.backend == AUTO:  # after every check: a bad command is still a single error line
+        print(f"backend {backend}: {why}", file=sys.stderr)
     if args.partitions > 0:
         df = df.repartition(args.partitions)
     elif df.rdd.getNumPartitions() < spark.sparkContext.defaultParallelism:
