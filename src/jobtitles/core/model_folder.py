@@ -19,6 +19,9 @@ ONNX_FILES = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model_int8.onnx"}
 # when the file in the folder is the one that passed.
 PARITY_FILE = "onnx/parity.json"
 MAX_PARITY_BYTES = 1 << 20
+# config.json: the labels a plain transformers pipeline answers differently for (scored outside the transformer)
+# and the out-of-fold agreement; read by the Hub push and serve's /info to say so.
+PIPELINE_GAP_KEY = "jobtitles_pipeline_gap"
 MAX_CONFIG_BYTES = 16 << 20  # a config.json with 100,000 labels is a few MB
 _BAD_NAME = re.compile(r"[|\x00-\x1f\x7f]")  # the label separator and control characters: training refuses them too
 # Architecture sizes far above any encoder this project fine-tunes: a folder asking for 5,000 layers would
@@ -152,3 +155,16 @@ def passed_parity(model_dir: Path, backend: str) -> bool:
         return check.get("ok") is True and record["sha256"][ONNX_FILES[backend]] == sha256_file(model_path)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
+
+
+def pipeline_gap_line(cfg: dict[str, Any]) -> str | None:
+    """The config's pipeline-gap record as one sentence (None without one or when it is not what train.py
+    writes: a folder from elsewhere may hold anything)."""
+    gap = cfg.get(PIPELINE_GAP_KEY)
+    try:
+        named = ", ".join(f"{str(lab)[:80]} ({str(src)[:20]})" for lab, src in list(gap["sources"].items())[:50])
+        agreement, rows = float(gap["agreement"]), int(gap["n_rows"])
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return None
+    return (f"a plain transformers pipeline answers differently for {named}: those labels are scored outside the "
+            f"transformer; label sets agree on {agreement:.1%} of the {rows} out-of-fold titles")

@@ -27,7 +27,8 @@ from jobtitles.core.decision_rule import DecisionRule
 from jobtitles.core.dedupe import Distinct, RecentTitles, compose, distinct_rows
 from jobtitles.core.errors import UserError
 from jobtitles.core.label_groups import LabelGroup
-from jobtitles.core.model_folder import ONNX_FILES, labels_of, load_checked_tokenizer, quiet_loading, read_model_config
+from jobtitles.core.model_folder import (ONNX_FILES, labels_of, load_checked_tokenizer, pipeline_gap_line, quiet_loading,
+                                         read_model_config)
 from jobtitles.core.scoring import Scoring
 from jobtitles.core.titles import clean_titles, is_blank
 from jobtitles.core.tokenization import length_order
@@ -95,6 +96,8 @@ class TitleClassifier:
         # the saved rule and scoring, every key checked: a model folder may come from someone else
         self.rule = DecisionRule.from_config(cfg, self.labels, where, threshold)
         self.scoring = Scoring.from_config(cfg, self.labels, where)
+        # labels scored outside the transformer: what a plain transformers pipeline answers differently (or None)
+        self.pipeline_gap = pipeline_gap_line(cfg)
         self.batch_size = batch_size
         self.tokenizer = load_checked_tokenizer(self.model_dir, cfg)
         self._baseline = load_baseline(self.model_dir, len(self.labels)) if self.scoring.needs_baseline else None

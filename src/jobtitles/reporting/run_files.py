@@ -69,6 +69,9 @@ def label_issues(run_dir: Path, data: LabeledData, result: RunResult) -> tuple[L
 
 def print_summary(result: RunResult, run_dir: Path) -> None:
     print(console_table(result))
+    if result.pipeline_gap is not None:
+        print(f"note: {result.pipeline_gap.line()} (TitleClassifier, predict.py, serve and Spark give the measured "
+              "answers)")
     if result.label_issues:
         from jobtitles.reporting.label_issues import console_line
 

@@ -3,6 +3,8 @@ sources, the cross-fitted decision rule, and the metrics of every candidate rule
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from dataclasses import dataclass
 
@@ -18,8 +20,8 @@ from jobtitles.selection.decisions import RuleChoice, candidate_rules, choose_ru
 from jobtitles.train.folds import missing_labels
 from jobtitles.core.label_groups import softmax_groups
 from jobtitles.core.metrics import mean_std, per_label_metrics
-from jobtitles.selection.run_result import (DecisionSettings, FoldRecord, OofRows, RuleSummary, RunResult, SourcesSummary,
-                                           Timing)
+from jobtitles.selection.run_result import (DecisionSettings, FoldRecord, OofRows, PipelineGap, RuleSummary, RunResult,
+                                           SourcesSummary, Timing)
 from jobtitles.selection.score_sources import SourceChoice, choose_sources
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
@@ -57,7 +59,7 @@ def candidate_decisions(oof: np.ndarray, folds: Folds, choice: RuleChoice, confi
 def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], project: ProjectArgs,
               training: TrainingArguments, cv_seconds: float, precision: dict[str, str]) -> RunResult:
     labels, y = data.labels, data.y
-    oof = out_of_fold(folds, outputs, y.shape)
+    oof = transformer_oof = out_of_fold(folds, outputs, y.shape)
     configured = project.configured_rule(labels)
     base_scores, baseline_seconds, sources = None, None, None
     if project.run.baseline:  # the TF-IDF baseline on the same folds; optionally a per-label score source
@@ -79,7 +81,7 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
     if project.run.report_train_metrics:
         summary[TRAIN] = mean_std([f.train_metrics for f in per_fold])
     chosen = Candidate.from_key(rule.chosen).variant
-    return RunResult(
+    result = RunResult(
         labels=labels, label_support=dict(zip(labels, y.sum(axis=0).astype(int).tolist())),
         n_rows=len(y), n_dropped=len(data.dropped), n_splits=len(folds), train_file=str(project.data.train_file),
         model_name_or_path=project.model.model_name_or_path,
@@ -105,6 +107,19 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
         oof_scores=oof, oof_predictions=variants[chosen],
         oof_rows=OofRows(tuple(data.rows), tuple(data.titles), y),
     )
+    return dataclasses.replace(result, pipeline_gap=pipeline_gap(result, transformer_oof))
+
+
+def pipeline_gap(result: RunResult, transformer: np.ndarray) -> PipelineGap | None:
+    """None when the transformer scores every label; else the labels a plain pipeline user gets from it alone,
+    and how often the shipped rule's label sets from the transformer's own out-of-fold scores equal those from
+    the shipped scores."""
+    sources = result.shipped_sources()
+    if not sources or result.oof_scores is None:
+        return None
+    rule = result.shipped_rule()
+    same = (rule.decide(transformer) == rule.decide(result.oof_scores)).all(axis=1)
+    return PipelineGap(dict(sources), float(same.mean()), int(len(same)))
 
 
 def fold_records(folds: Folds, outputs: list[FoldOutput], variants: dict[str, np.ndarray], rule: RuleChoice,

@@ -125,6 +125,22 @@ class LabelIssuesSummary:
     file: str  # its name in the run folder, not a path: the same inputs give the same cv_results.json anywhere
 
 
+@dataclass(frozen=True)
+class PipelineGap:
+    """What a plain transformers `pipeline` user (the Hub widget, Inference Endpoints, TEI) gets differently
+    from the measured model: the labels it scores with another source than the transformer, and on how many of
+    the out-of-fold titles the shipped rule gives the same label set from the transformer's own scores."""
+
+    sources: dict[str, str]  # label -> baseline | blend
+    agreement: float  # share of rows with the same label set
+    n_rows: int
+
+    def line(self) -> str:
+        from jobtitles.core.model_folder import PIPELINE_GAP_KEY, pipeline_gap_line
+
+        return str(pipeline_gap_line({PIPELINE_GAP_KEY: dataclasses.asdict(self)}))
+
+
 @dataclass(frozen=True, eq=False)
 class OofRows:
     """The rows the out-of-fold arrays describe, in their order: the report lists and counts its mistakes and
@@ -165,6 +181,7 @@ class RunResult:
     final_fit_check: FitCheck | None = None
     final_loss_history: list[dict[str, Any]] | None = None
     complete: bool = False  # set when the run finished: a rerun of the same command then changes nothing
+    pipeline_gap: PipelineGap | None = None  # set when some labels are scored outside the transformer
     # out-of-fold arrays, written to oof_predictions.csv rather than to the JSON
     oof_scores: np.ndarray | None = field(default=None, repr=False, metadata={"json": False})
     oof_predictions: np.ndarray | None = field(default=None, repr=False, metadata={"json": False})
@@ -211,6 +228,8 @@ class RunResult:
             values["label_issues"] = LabelIssuesSummary(**{k: v for k, v in d["label_issues"].items() if k in names})
         if d.get("final_fit_check"):
             values["final_fit_check"] = FitCheck(**d["final_fit_check"])
+        if d.get("pipeline_gap"):
+            values["pipeline_gap"] = PipelineGap(**d["pipeline_gap"])
         return cls(**values)
 
 

@@ -149,6 +149,7 @@ def _info(settings: ServeSettings, loaded: Loaded) -> InfoResponse:
         labels=list(clf.labels), thresholds={lab: float(t) for lab, t in zip(clf.labels, clf.thresholds)},
         at_least_one=bool(getattr(clf, "at_least_one", True)), max_length=int(clf.max_length),
         exclusive_label=clf.exclusive_label, label_groups=[g.to_json() for g in clf.label_groups],
+        pipeline_gap=clf.pipeline_gap,
         backend=loaded.backend.backend, backend_reason=without_paths(loaded.backend.reason),
         cv_metrics=[CVMetric(name=n, value=v) for n, v in card.cv_metrics],
         cv_micro_f1=card.metric("CV micro-F1"), cv_subset_accuracy=card.metric("CV subset accuracy"),

@@ -70,6 +70,8 @@ class InfoResponse(BaseModel):
                                                           "(where both pass, the higher score wins).")
     label_groups: list[LabelGroupInfo] = Field(default_factory=list, description="Groups decided one label per "
                                                "group (the group's top score).")
+    pipeline_gap: str | None = Field(None, description="Labels a plain transformers pipeline answers differently "
+                                                       "for (scored outside the transformer), with the agreement.")
     max_length: int
     backend: str
     backend_reason: str

@@ -7,7 +7,7 @@ from pathlib import Path
 from transformers import TrainingArguments
 
 from jobtitles.core.errors import UserError
-from jobtitles.core.log import logger
+from jobtitles.core.log import logger, warn
 
 
 def check_hub_settings(training: TrainingArguments) -> None:
@@ -15,10 +15,20 @@ def check_hub_settings(training: TrainingArguments) -> None:
         raise UserError("push_to_hub is true but hub_model_id is not set; set hub_model_id: <user>/<repo>")
 
 
+def warn_pipeline_gap(model_dir: Path) -> None:
+    """Before a push: the Hub widget, Inference Endpoints and TEI run the plain pipeline; say what it misses."""
+    from jobtitles.core.model_folder import pipeline_gap_line, read_model_config
+
+    line = pipeline_gap_line(read_model_config(model_dir))
+    if line:
+        warn(f"pushing {model_dir}: on the Hub, {line}; the card says so in its first lines")
+
+
 def push(model_dir: Path, training: TrainingArguments) -> None:
     from huggingface_hub import HfApi
 
     check_hub_settings(training)
+    warn_pipeline_gap(model_dir)
     api = HfApi(token=training.hub_token)
     api.create_repo(training.hub_model_id, private=bool(training.hub_private_repo), exist_ok=True)
     api.upload_folder(repo_id=training.hub_model_id, folder_path=str(model_dir),

@@ -3,6 +3,8 @@ scoring in config.json, and the model card. The prediction side reads this forma
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,12 @@ from jobtitles.core.log import warn
 
 def decision_config(result) -> dict[str, Any]:
     """The config.json keys that carry a run's shipped rule and scoring (`result` is a run_result.RunResult)."""
-    return {**result.shipped_rule().to_config(), **result.shipped_scoring().to_config()}
+    from jobtitles.core.model_folder import PIPELINE_GAP_KEY
+
+    out = {**result.shipped_rule().to_config(), **result.shipped_scoring().to_config()}
+    if result.pipeline_gap is not None:
+        out[PIPELINE_GAP_KEY] = dataclasses.asdict(result.pipeline_gap)
+    return out
 
 
 def write_card(model_dir: Path, result, project, training, data, run_dir: Path) -> None:

@@ -55,6 +55,7 @@ async function loadInfo() {
   for (const m of info.cv_metrics) rows.push([m.name, String(m.value)]);
   rows.push(["Thresholds", Object.entries(info.thresholds).map(([k, v]) => k + " " + v.toFixed(2)).join(", ")]);
   if (info.exclusive_label) rows.push(["Empty label", info.exclusive_label + " (never beside another label)"]);
+  if (info.pipeline_gap) rows.push(["Plain pipeline", info.pipeline_gap]);
   for (const g of info.label_groups || []) {
     const none = g.kind === "exactly_one" ? "" : " or none";
     rows.push(["Label group", g.name + ": one of " + g.labels.join(", ") + none]);

@@ -1,0 +1,91 @@
+"""When some labels are scored outside the transformer, a plain transformers pipeline user gets another model than
+the one measured: the run says which labels and how often the label sets agree, in the card's first lines, the
+console summary, config.json (read by the Hub push and serve's /info) and the page."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from jobtitles.core.io_utils import read_json
+from jobtitles.selection.run_result import RunResult
+
+
+@pytest.fixture(scope="module")
+def result(tiny_run_dir) -> RunResult:
+    return RunResult.from_json(read_json(tiny_run_dir / "cv_results.json"))
+
+
+def test_agreement_is_the_shipped_rule_on_both_score_sets(result):
+    from jobtitles.selection.cv_summary import pipeline_gap
+
+    n, k = 6, len(result.labels)
+    shipped = np.full((n, k), 0.01)
+    shipped[:, 0] = 0.9  # every row: the first label
+    transformer = shipped.copy()
+    transformer[:2, 0], transformer[:2, 1] = 0.2, 0.95  # two rows: another label from the transformer alone
+    r = dataclasses.replace(result, oof_scores=shipped, thresholds={lab: 0.5 for lab in result.labels})
+    gap = pipeline_gap(r, transformer)
+    assert gap.agreement == pytest.approx(4 / 6) and gap.n_rows == 6 and gap.sources == result.shipped_sources()
+    assert pipeline_gap(dataclasses.replace(r, score_sources=None), transformer) is None
+
+
+def test_the_run_says_it_everywhere(tiny_run_dir, result, capsys):
+    gap = result.pipeline_gap
+    assert result.shipped_sources(), "the tiny run scores some labels with its TF-IDF baseline"
+    assert gap is not None and gap.sources == result.shipped_sources() and gap.n_rows == result.n_rows
+    assert 0.0 <= gap.agreement <= 1.0
+    line = gap.line()
+    named = ", ".join(f"{lab} ({src})" for lab, src in gap.sources.items())
+    assert line == (f"a plain transformers pipeline answers differently for {named}: those labels are scored "
+                    f"outside the transformer; label sets agree on {gap.agreement:.1%} of the {gap.n_rows} "
+                    "out-of-fold titles")
+    cfg = json.loads((tiny_run_dir / "model" / "config.json").read_text())
+    assert cfg["jobtitles_pipeline_gap"] == dataclasses.asdict(gap)
+    card = (tiny_run_dir / "model" / "README.md").read_text()
+    body = card.split("\n---\n", 1)[1]
+    title_at = body.index("\n# ")
+    first = body[title_at:title_at + 900]
+    assert "> **A plain transformers pipeline answers differently for" in first and f"{gap.agreement:.1%}" in first
+    from jobtitles.reporting.run_files import print_summary
+
+    print_summary(result, tiny_run_dir)
+    assert f"note: {line} (TitleClassifier" in capsys.readouterr().out
+
+
+def test_push_warns_first_and_serve_info_says_it(tiny_run_dir, result, monkeypatch, caplog):
+    from fastapi.testclient import TestClient
+
+    import huggingface_hub
+    from jobtitles.serve.app import create_app
+    from jobtitles.serve.settings import ServeSettings
+    from jobtitles.train import hub
+
+    events = []
+
+    class FakeApi:  # no network: what the push would do, in order
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, *a, **k):
+            events.append("create_repo")
+
+        def upload_folder(self, *a, **k):
+            events.append("upload_folder")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    caplog.set_level(logging.WARNING, logger="jobtitles")
+    monkeypatch.setattr(hub, "warn", lambda message: events.append(message))
+    training = type("T", (), {"push_to_hub": True, "hub_model_id": "me/titles", "hub_token": None,
+                              "hub_private_repo": False})()
+    hub.push(tiny_run_dir / "model", training)
+    assert events[0].startswith("pushing ") and result.pipeline_gap.line() in events[0]
+    assert events[1:] == ["create_repo", "upload_folder"]
+    settings = ServeSettings(model_dir=tiny_run_dir / "model", backend="torch", workers=1, model_check_s=0)
+    with TestClient(create_app(settings)) as client:
+        info = client.get("/info").json()
+    assert info["pipeline_gap"] == result.pipeline_gap.line()
