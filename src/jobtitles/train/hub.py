@@ -19,7 +19,10 @@ def warn_pipeline_gap(model_dir: Path) -> None:
     """Before a push: the Hub widget, Inference Endpoints and TEI run the plain pipeline; say what it misses."""
     from jobtitles.core.model_folder import pipeline_gap_line, read_model_config
 
-    line = pipeline_gap_line(read_model_config(model_dir))
+    try:
+        line = pipeline_gap_line(read_model_config(model_dir))
+    except UserError:  # not a model folder this can read: the upload itself says what is wrong
+        return
     if line:
         warn(f"pushing {model_dir}: on the Hub, {line}; the card says so in its first lines")
 
