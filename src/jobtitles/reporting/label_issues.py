@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import unicodedata
 import warnings
 from collections import defaultdict
@@ -22,6 +21,7 @@ from jobtitles.core.io_utils import write_text
 from jobtitles.core.labels import join_labels, split_labels
 from jobtitles.selection.run_result import LabelIssuesSummary
 from jobtitles.core.spreadsheet import escape_cell, read_rows, unescape_cell
+from jobtitles.reporting.markdown import md_cell
 
 FILENAME = "label_issues.csv"
 INSTALL_HINT = 'pip install "jobtitles[label-issues]"'
@@ -232,8 +232,8 @@ def read_oof_predictions(path: Path) -> tuple[list[str], list[int], np.ndarray, 
 
 
 def _cell(text: str) -> str:
-    """A Markdown table cell: pipes escaped, no line breaks."""
-    return re.sub(r"\s+", " ", text).replace("|", "\\|")
+    """A Markdown table cell of user text, whole (reporting.markdown.md_cell)."""
+    return md_cell(text, None)
 
 
 def _labels_cell(labs: list[str]) -> str:

@@ -12,6 +12,7 @@ from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
 
 from jobtitles.core.label_groups import EXACTLY_ONE, LabelGroup
 from jobtitles.reporting.label_issues import _cell, _labels_cell  # the label-issue table's escaping, reused
+from jobtitles.reporting.markdown import md_cell
 
 if TYPE_CHECKING:
     from jobtitles.selection.run_result import RunResult
@@ -71,10 +72,8 @@ def mistakes(r: "RunResult", top: int = TOP_MISTAKES) -> list[Mistake]:
 
 
 def title_cell(title: str, limit: int = TITLE_CHARS) -> str:
-    """A user's title as one Markdown table cell: cut to `limit` characters, whitespace (newlines included)
-    collapsed, backslashes and pipes escaped (an unescaped backslash before a pipe would still end the cell)."""
-    cut = title if len(title) <= limit else title[:limit - 1] + "…"
-    return _cell(cut.replace("\\", "\\\\"))
+    """A user's title as one Markdown table cell, cut to `limit` characters (reporting.markdown.md_cell)."""
+    return md_cell(title, limit)
 
 
 def _scored(pairs: tuple[tuple[str, float], ...]) -> str:

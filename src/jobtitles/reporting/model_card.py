@@ -5,8 +5,6 @@ protocol) and the text a reviewer reads (labels with example titles, results, in
 from __future__ import annotations
 
 import dataclasses
-import html
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +15,7 @@ from transformers import TrainingArguments
 
 from jobtitles.core.embedded import EMBEDDED_HUB_ID, EMBEDDED_LANGUAGE, EMBEDDED_LICENSE, EMBEDDED_NAME, base_model_id
 from jobtitles.core.io_utils import read_json
+from jobtitles.reporting.markdown import md_cell
 from jobtitles.train.project_args import ProjectArgs
 from jobtitles.reporting.report import (final_text, fold_table, metric_table, label_table, missing_text,
                                         rare_labels_text, sources_text, threshold_text, weakest_labels)
@@ -38,7 +37,6 @@ SAMPLE_TEXT = ("**The training data is the project's synthetic sample** (`data/j
                "`data/make_sample.py` from templates of roles, departments and regions; no real person's title).")
 TABLE_EXAMPLES = 3  # example titles per label in the Labels table
 WIDGET_PER_LABEL, WIDGET_MOST = 2, 10  # the Hub's inference widget: a short list to click through
-CELL_CHARS = 60  # a title in a table cell is cut to this many characters
 
 
 # never shown: where files went on the training machine, secrets, and settings that do not change the model
@@ -98,15 +96,6 @@ def non_default_settings(project: ProjectArgs, training: TrainingArguments) -> d
     out.update({k: v for k, v in project.as_dict().items()
                 if k not in HIDDEN and _differs(v, project_defaults.get(k))})
     return dict(sorted(out.items()))
-
-
-def md_cell(text: str, most: int = CELL_CHARS) -> str:
-    """User text (a title, a label) as one Markdown table cell: one line, at most `most` characters, no HTML
-    and no Markdown of its own (pipes, emphasis, links, code are escaped)."""
-    text = " ".join(text.split())
-    if len(text) > most:
-        text = text[:most - 1] + "…"
-    return re.sub(r"([\\`*_\[\]|#~])", r"\\\1", html.escape(text, quote=False))
 
 
 def public_base_name(name_or_path: str) -> str:
