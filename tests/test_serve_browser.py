@@ -88,12 +88,17 @@ def test_upload_a_csv(page, tmp_path):
     WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results tr.result")) == 3)
     titles = ["CEO & Founder", "Head of Engineering", "Analyst"]
     assert read_results(driver) == list(zip(titles, clf.predict(titles)))
+    assert driver.find_element(By.ID, "results-box").is_displayed()
 
     bad = tmp_path / "bad.csv"
     bad.write_text("Name,Column 1\nCEO,Chief Officer\n", encoding="utf-8")
     driver.find_element(By.ID, "csv-file").send_keys(str(bad))
     error = WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "error").text)
     assert error.startswith("bad.csv") and "comma-delimited" in error
+    # the error answer clears the previous results: none of them reads as this upload's
+    assert driver.find_elements(By.CSS_SELECTOR, "#results tr.result") == []
+    assert not driver.find_element(By.ID, "results-box").is_displayed()
+    assert driver.execute_script("return last;") is None  # "Download CSV" has no old answer to save
 
 
 def test_download_csv_is_spreadsheet_safe(page):
