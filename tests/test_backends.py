@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("onnxruntime")
-
 
 @pytest.fixture(scope="module")
 def exported(tiny_run_dir, tmp_path_factory) -> tuple[Path, bool]:

@@ -18,7 +18,6 @@ from conftest import tiny_train_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytest.importorskip("mlflow", reason="the tracking extra")  # installed by the README's command (and CI)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -137,7 +138,8 @@ class Tracking:
             mlflow.log_metrics({f"fold_{key}": v for key, v in figures.items()}, step=k + 1)
             if k in self.children:
                 mlflow.tracking.MlflowClient().log_batch(self.children[k], metrics=[
-                    mlflow.entities.Metric(f"test_{key}", v, 0, k + 1) for key, v in figures.items()])
+                    mlflow.entities.Metric(f"test_{key}", v, int(time.time() * 1000), k + 1)
+                    for key, v in figures.items()])
         mlflow.log_dict(result.shipped_rule().to_config(), "decision_rule.json")
         for name in ARTIFACT_FILES:
             if (self.run_dir / name).is_file():

@@ -160,10 +160,14 @@ def epochs_for_budget(epochs: float, n_train: int, batch_per_step: int, min_step
     return float(math.ceil(min_steps / steps_per_epoch))
 
 
+def titles_per_step(base: TrainingArguments) -> int:
+    """Training titles per optimizer step, over every process."""
+    return base.per_device_train_batch_size * base.gradient_accumulation_steps * max(base.world_size, 1)
+
+
 def model_epochs(base: TrainingArguments, n_train: int, min_steps: int) -> float:
     """The epochs one model trains for on `n_train` rows (`epochs_for_budget` with the run's batch per step)."""
-    per_step = base.per_device_train_batch_size * base.gradient_accumulation_steps * max(base.world_size, 1)
-    return epochs_for_budget(base.num_train_epochs, n_train, per_step, min_steps)
+    return epochs_for_budget(base.num_train_epochs, n_train, titles_per_step(base), min_steps)
 
 
 def run_args(base: TrainingArguments, output_dir: Path, precision: str, n_train: int | None = None,

@@ -12,7 +12,7 @@ from transformers import TrainerCallback, TrainingArguments
 
 from jobtitles.train.progress import RunProgress, choose_mode, planned_steps
 from jobtitles.train.tracking import Tracking
-from jobtitles.train.training import model_epochs
+from jobtitles.train.training import model_epochs, titles_per_step
 
 
 @dataclasses.dataclass
@@ -25,10 +25,8 @@ class RunWatch:
     def create(cls, training: TrainingArguments, train_sizes: list[int], n_rows: int, min_steps: int,
                progress: str, run_dir: Path, main_process: bool) -> "RunWatch":
         """`train_sizes`: each fold's training rows, in fold order; the final model trains on `n_rows`."""
-        per_step = training.per_device_train_batch_size * training.gradient_accumulation_steps * \
-            max(training.world_size, 1)
         sizes = [*train_sizes, n_rows]
-        steps = [planned_steps(n, per_step, model_epochs(training, n, min_steps), training.max_steps)
+        steps = [planned_steps(n, titles_per_step(training), model_epochs(training, n, min_steps), training.max_steps)
                  for n in sizes]
         n = len(train_sizes)
         names = [f"fold {k + 1} of {n}" for k in range(n)] + ["final model"]
