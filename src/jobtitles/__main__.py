@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("jobtitles.serve.cli:serve_main", "HTTP API and page for a model folder (as serve.py)"),
     "export": ("jobtitles.predict.export:main", "ONNX export and int8 with its parity check"),
     "relabel": ("jobtitles.reporting.relabel:main", "a corrected CSV from a run's label issues"),
+    "suggest": ("jobtitles.cli:suggest_main", "the titles of a pool most worth labelling next"),
     "spark-predict": ("jobtitles.predict.spark_predict:main", "label a CSV, Parquet data set or table on Spark"),
 }
 

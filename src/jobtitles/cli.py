@@ -27,3 +27,11 @@ def predict_main(argv: list[str] | None = None) -> int:
     from jobtitles.predict.predict_cli import main
 
     return main(sys.argv[1:] if argv is None else argv)
+
+
+@cli_entry(interrupted="interrupted: nothing was written")
+def suggest_main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    from jobtitles.active.suggest_cli import main
+
+    return main(sys.argv[1:] if argv is None else argv)

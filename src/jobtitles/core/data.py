@@ -36,6 +36,7 @@ class LabeledData:
     y: np.ndarray  # (n, n_labels) float32 multi-hot
     dropped: list[tuple[int, str]] = field(default_factory=list)  # (row, reason)
     groups: list[LabelGroup] = field(default_factory=list)  # exclusive label groups (detected or configured)
+    label_columns: int = 0  # the file's label columns ('Column 1', ...), for rows written to append to it
 
     def __len__(self) -> int:
         return len(self.titles)
@@ -274,6 +275,7 @@ def load_labeled_csv(
         y=y,
         dropped=sorted(dropped),
         groups=groups,
+        label_columns=len(label_idx),
     )
 
 

@@ -257,9 +257,8 @@ class TitleClassifier:
                 scores[i], cut_tokens[i] = f
         return scores, [bool(a or b) for a, b in zip(cut_chars, cut_tokens)]
 
-    def _score_distinct(self, titles: list[str], on_batch) -> tuple[np.ndarray, np.ndarray]:
-        """Scores of cleaned titles and whether max_length cut each, scoring each distinct model input once."""
-        by_text, by_input, enc = self.distinct_inputs(titles)
+    def _transformer_scores(self, enc, by_input: Distinct, on_batch=None) -> np.ndarray:
+        """The transformer's own scores of each distinct model input (`by_input.first` rows of `enc`)."""
         scores = np.zeros((by_input.n, len(self.labels)), dtype=np.float32)
         done = 0
         for idx, batch in self._batches(enc, by_input.first):
@@ -267,6 +266,23 @@ class TitleClassifier:
             done += len(idx)
             if on_batch is not None:
                 on_batch(done, by_input.n)
+        return scores
+
+    def source_scores(self, titles: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per title, the transformer's own scores and the TF-IDF baseline's (None where the folder has no
+        baseline), before the saved scoring combines them: what `jobtitles suggest` compares."""
+        titles, _ = clean_titles(list(titles))
+        by_text, by_input, enc = self.distinct_inputs(titles)
+        rows = compose(by_text, by_input)
+        own = rows.expand(self._transformer_scores(enc, by_input))
+        if self._baseline is None:
+            return own, None
+        return own, self._baseline.predict_proba(np.asarray(titles, dtype=object)).astype(np.float32)
+
+    def _score_distinct(self, titles: list[str], on_batch) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of cleaned titles and whether max_length cut each, scoring each distinct model input once."""
+        by_text, by_input, enc = self.distinct_inputs(titles)
+        scores = self._transformer_scores(enc, by_input, on_batch)
         if self._baseline is not None:  # labels the run's cross-fitted choice sent to the TF-IDF baseline
             texts = [titles[i] for i in compose(by_text, by_input).first]
             base = self._baseline.predict_proba(np.asarray(texts, dtype=object))

@@ -20,6 +20,7 @@ from jobtitles.core.label_groups import softmax_groups
 from jobtitles.core.log import logger, warn
 from jobtitles.core.metrics import multilabel_metrics, per_label_metrics
 from jobtitles.core.model_folder import is_complete
+from jobtitles.core.training_schema import TrainingSchema
 from jobtitles.train.model_save import decision_config, write_card
 from jobtitles.selection.run_result import FitCheck, RunResult
 from jobtitles.core.baseline_store import save_baseline
@@ -57,6 +58,10 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
             final_loss_history=final.loss_history(),
             timing=dataclasses.replace(result.timing, final_train_seconds=final.train_seconds))
         model.config.update(decision_config(result))
+        # the training file's layout: rows suggested or labelled later are written to append to that file
+        d = project.data
+        model.config.update(TrainingSchema.of_training(d.text_column, d.label_column_prefix, d.delimiter,
+                                                       data.label_columns, d.empty_label, data.groups).to_config())
         # the tokenizer's own limit is what every backend and transformers' pipeline(truncation=True) cut to:
         # the length the model was trained with, not the encoder's 512
         tokenizer.model_max_length = project.model.max_length
