@@ -181,6 +181,11 @@ def _error_sections(r: "RunResult") -> str:
             f"## Precision-recall per label (out-of-fold)\n\n{_pr_text(r)}")
 
 
+def _previous_text(r: "RunResult") -> str:
+    """One line after the data's: what changed since the finished run of the folder this run replaced."""
+    return f"{r.previous_run.report_line()}\n" if r.previous_run is not None else ""
+
+
 def render_report(r: "RunResult", issues: "LabelIssues | None" = None) -> str:
     """report.md; `issues`: the label-issue finder's rows, when it ran (its top rows get a section)."""
     from jobtitles.reporting.plots import PR_PREFIX
@@ -192,7 +197,7 @@ def render_report(r: "RunResult", issues: "LabelIssues | None" = None) -> str:
 
 Data: `{r.train_file}`, {r.n_rows} titles used ({r.n_dropped} rows dropped, see
 `dropped_rows.csv`), {len(r.labels)} labels, {r.n_splits}-fold MultilabelStratifiedKFold.
-Model: `{r.model_name_or_path}`. Decision rule: threshold {d.threshold}, at_least_one={d.at_least_one},
+{_previous_text(r)}Model: `{r.model_name_or_path}`. Decision rule: threshold {d.threshold}, at_least_one={d.at_least_one},
 pos_weight={d.pos_weight}; head initialised by {r.head_init}; loss {r.group_loss}; trained in
 {r.precision.get('name', 'fp32')}.
 {base}

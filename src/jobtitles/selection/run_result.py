@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from jobtitles.selection.candidates import ORDER, fold_key
 from jobtitles.core.decision_rule import DecisionRule
 from jobtitles.core.label_groups import LabelGroup
 from jobtitles.core.scoring import Scoring, source_list
+
+if TYPE_CHECKING:
+    from jobtitles.train.previous_run import PreviousRun
 
 Metrics = dict[str, float]  # metric name -> value (metrics.METRICS)
 MeanStd = dict[str, dict[str, float]]  # metric name -> {"mean": ..., "std": ...} over folds
@@ -182,6 +185,9 @@ class RunResult:
     final_loss_history: list[dict[str, Any]] | None = None
     complete: bool = False  # set when the run finished: a rerun of the same command then changes nothing
     pipeline_gap: PipelineGap | None = None  # set when some labels are scored outside the transformer
+    # the finished run of the folder this run replaced (run_info.json previous_run): the folder's history, not a
+    # result of the inputs, so kept out of cv_results.json
+    previous_run: PreviousRun | None = field(default=None, metadata={"json": False})
     # out-of-fold arrays, written to oof_predictions.csv rather than to the JSON
     oof_scores: np.ndarray | None = field(default=None, repr=False, metadata={"json": False})
     oof_predictions: np.ndarray | None = field(default=None, repr=False, metadata={"json": False})

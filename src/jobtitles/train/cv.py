@@ -30,6 +30,7 @@ from jobtitles.core.io_utils import read_json, save_npy, write_json
 from jobtitles.core.label_groups import softmax_groups
 from jobtitles.core.log import logger
 from jobtitles.core.metrics import multilabel_metrics
+from jobtitles.train.previous_run import previous_run, recorded as recorded_previous
 from jobtitles.train.run_folder import (RunLock, check_output_dir, fingerprint, git_commit, git_dirty, is_finished,
                                         machine, now_iso, package_versions, prepare_run_dir, record_finish,
                                         resolved_config)
@@ -144,7 +145,8 @@ def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: Pro
 
     issues, counts = run_files.label_issues(run_dir, data, result) if project.run.label_issues else (None, None)
     result = dataclasses.replace(result, label_issues=counts, plots=write_plots(run_dir, result), complete=True,
-                                 timing=dataclasses.replace(result.timing, total_seconds=seconds))
+                                 timing=dataclasses.replace(result.timing, total_seconds=seconds),
+                                 previous_run=recorded_previous(run_dir))
     run_files.write_run_files(run_dir, data, result, issues)
     record_finish(run_dir, seconds)
     run_files.print_summary(result, run_dir)
@@ -170,9 +172,18 @@ def begin_run_folder(run_dir: Path, project: ProjectArgs, training: TrainingArgu
             "versions": package_versions(), "git_commit": git_commit(), "git_dirty": git_dirty(),
             "train_file": str(project.data.train_file), "precision": dataclasses.asdict(precision),
             "command": command, "started_at": now_iso(), "machine": machine()}
-    if prepare_run_dir(run_dir, info, project.run.overwrite):
-        if is_finished(run_dir):
-            return
+
+    def compare(folder: Path, earlier: dict[str, object]) -> dict[str, object] | None:
+        found = previous_run(folder, earlier, data.titles, data.label_sets)
+        return found.to_json() if found is not None else None
+
+    resumed = prepare_run_dir(run_dir, info, project.run.overwrite, compare)
+    if resumed and is_finished(run_dir):
+        return
+    previous = recorded_previous(run_dir)  # a resumed run: the one it recorded when it started
+    if previous is not None:
+        logger.info(previous.console_line(len(data)))
+    if resumed:
         logger.info(f"{run_dir} holds an earlier run with the same inputs: resuming it")
     run_files.write_dropped(run_dir, data)
 

@@ -11,7 +11,7 @@ import platform
 import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from transformers import TrainingArguments
 
@@ -173,8 +173,11 @@ def record_finish(run_dir: Path, seconds: float) -> None:
     write_json(path, {**read_json(path), "finished_at": now_iso(), "finishing_session_seconds": round(seconds, 1)})
 
 
-def prepare_run_dir(run_dir: Path, info: dict[str, Any], overwrite: bool) -> bool:
-    """Check the run folder against an earlier run's inputs. Returns True when resuming a matching run."""
+def prepare_run_dir(run_dir: Path, info: dict[str, Any], overwrite: bool,
+                    previous: Callable[[Path, dict[str, Any]], dict[str, Any] | None] | None = None) -> bool:
+    """Check the run folder against an earlier run's inputs. Returns True when resuming a matching run.
+    `previous(run_dir, earlier run_info)`: called before --overwrite removes an earlier run's files; what it
+    returns (not None) is recorded as run_info.json `previous_run`."""
     path = run_dir / RUN_INFO
     if path.is_file():
         old = read_json(path)
@@ -190,6 +193,9 @@ def prepare_run_dir(run_dir: Path, info: dict[str, Any], overwrite: bool) -> boo
                 f"{run_dir} holds a run with other inputs ({'; '.join(changes[:5])}); "
                 "use another output_dir, or pass --overwrite to start over"
             )
+        found = previous(run_dir, old) if previous is not None else None
+        if found is not None:
+            info = {**info, "previous_run": found}
         removed = remove_run_files(run_dir)
         logger.info(f"--overwrite: removed the earlier run's files from {run_dir}: {', '.join(removed)}")
     run_dir.mkdir(parents=True, exist_ok=True)
