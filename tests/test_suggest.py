@@ -134,13 +134,16 @@ def test_a_filled_suggestion_file_trains_as_it_is(run, tiny_csv, tmp_path):
     train, pool = pool_titles(tiny_csv)
     suggestions, schema = suggest(SuggestArgs(pool=write_pool(tmp_path / "p.txt", pool), n=5, model=run / "model"))
     text = csv_text(suggestions, schema).splitlines()
-    given = [["Manager"], ["Director", "Manager"], ["Owner"], [], ["Manager"]]  # as a person fills them in
+    # as a person fills them in: one row left for later, one explicitly given none of the labels
+    given = [["Manager"], ["Director", "Manager"], [], ["Not Required"], ["Owner"]]
     filled = [text[0]] + [line.replace(";;;;", ";" + ";".join((labels + ["", "", ""])[:3]) + ";", 1)
                           for line, labels in zip(text[1:], given)]
     (tmp_path / "filled.csv").write_text("\n".join(filled) + "\n", encoding="utf-8")
     data = load_labeled_csv(tmp_path / "filled.csv")  # the extra columns: ignored, with one warning
-    assert data.titles == [s.title for s in suggestions]
-    assert data.label_sets == [["Manager"], ["Director", "Manager"], ["Owner"], ["Not Required"], ["Manager"]]
+    assert data.titles == [s.title for k, s in enumerate(suggestions) if k != 2]
+    assert data.label_sets == [["Manager"], ["Director", "Manager"], ["Not Required"], ["Owner"]]
+    # the row left empty is not trained as "no label": it is dropped and reported
+    assert data.dropped == [(4, "not labelled yet (a suggested title with empty label columns)")]
 
 
 def test_every_pick_has_the_models_labels_and_a_reason_naming_its_score(run, tiny_csv, tmp_path):

@@ -19,8 +19,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-SHORTLIST_FACTOR = 20  # titles clustered per pick: enough to choose from, few enough to embed quickly
-MIN_SHORTLIST = 1000
+SHORTLIST_FACTOR = 10  # titles clustered per pick: enough to choose from, few enough to embed and cluster quickly
+MIN_SHORTLIST = 500
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def diverse_batch(values: np.ndarray, embeddings: np.ndarray, texts: NearDuplica
     Returns the picks and how many had to be near-duplicates (a pool with too few different titles)."""
     n = min(n, len(values))
     k = min(n, len(np.unique(embeddings, axis=0)))
-    labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(
+    labels = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(
         embeddings, sample_weight=np.maximum(values, 1e-9)).labels_ if k > 1 else np.zeros(len(values), int)
     heads = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)]  # best of each (shortlist order)
     picked: list[int] = []

@@ -175,13 +175,18 @@ def find_columns(path: Path, header: list[str], text_column: str, label_prefix: 
     return header.index(text_column), label_cols
 
 
+SUGGEST_COLUMNS = ("suggested_labels", "rank")  # in the header of `jobtitles suggest`'s output (to fill in)
+
+
 def _rows(path: Path, header: list[str], records, title_idx: int, label_idx: list[int], delimiter: str,
           empty_titles: str, dropped: list[tuple[int, str]], messages: list[str]):
     """The rows with a title: (row, title, labels) and each row's label cells column by column; the others go
     to `dropped` with their reason."""
     kept: list[tuple[int, str, list[str]]] = []
     column_cells: dict[int, list[str]] = {}  # row -> its label cells, column by column ("" where empty)
-    empty_rows, ragged_rows, cut_rows = [], [], []
+    empty_rows, ragged_rows, cut_rows, unfilled = [], [], [], []
+    # a suggestion file's row left empty is not labelled yet, not "no label": it would train as the empty label
+    suggestions = all(c in header for c in SUGGEST_COLUMNS)
     for row, cells in records:
         extra = cells[len(header):]
         if any(c.strip() for c in extra):
@@ -195,6 +200,10 @@ def _rows(path: Path, header: list[str], records, title_idx: int, label_idx: lis
         if cut:
             cut_rows.append(row)
         labels = [cells[i].strip() for i in label_idx if i < len(cells) and cells[i].strip()]
+        if suggestions and not labels:
+            unfilled.append(row)
+            dropped.append((row, "not labelled yet (a suggested title with empty label columns)"))
+            continue
         for label in labels:
             check_label_name(path, row, label)
         column_cells[row] = [cells[i].strip() if i < len(cells) else "" for i in label_idx]
@@ -207,6 +216,9 @@ def _rows(path: Path, header: list[str], records, title_idx: int, label_idx: lis
     if cut_rows:  # the same cut as every prediction path makes, so training sees what predictions see
         messages.append(f"{path}: rows {_listing(cut_rows)}: titles longer than {MAX_TITLE_CHARS} characters were "
                         "cut to that length; a job title is one line of a few words: check those rows")
+    if unfilled:
+        messages.append(f"{path}: dropped rows {_listing(unfilled)}: suggested titles not labelled yet (empty label "
+                        "columns); fill them in (a title with none of the labels: write the empty label) or delete them")
     if empty_rows:
         if empty_titles == "error":
             raise UserError(f"{path}: empty title in rows {_listing(empty_rows)}; fill them in or set `empty_titles: drop`")
