@@ -59,6 +59,25 @@ def test_a_batch_never_holds_two_near_duplicate_texts():
     assert sum("sales manager" in titles[i].lower() for i in picked2) == 1
 
 
+def test_disagreement_and_the_reason_name_what_each_model_decides():
+    from types import SimpleNamespace
+
+    from conftest import make_rule
+    from jobtitles.active.suggest import Candidates, Scored, disagreement, reason
+
+    rule = make_rule(["Director", "Manager", "Owner"], [0.5, 0.4, 0.5])
+    own = np.array([[0.9, 0.1, 0.1], [0.45, 0.38, 0.1]])
+    scored = Scored(shipped=own, own=own, baseline=np.array([[0.8, 0.2, 0.1], [0.1, 0.2, 0.9]]))
+    disagree = disagreement(rule, scored)
+    assert disagree.tolist() == [0.0, 1.0]
+    clf = SimpleNamespace(labels=list(rule.labels), thresholds=np.array(rule.thresholds), decide=rule.decide)
+    cand = Candidates(["Director", "Head"], np.array([1, 1204]), 0, 0)
+    unsure = choose.uncertainty(own, clf.thresholds, [])
+    assert reason(1, cand, clf, scored, unsure, disagree) == \
+        "Manager 0.38, threshold 0.40 · the TF-IDF baseline says Owner · 1,204 times in the pool"
+    assert reason(0, cand, clf, scored, unsure, disagree) == "Manager 0.10, threshold 0.40 · 1 time in the pool"
+
+
 # --- the training schema -----------------------------------------------------------------------------------
 def test_schema_places_a_family_label_in_its_column_and_writes_the_empty_label_as_no_label():
     schema = TrainingSchema("Title", "Column", ";", 2, "Not Required", (("Director", 0), ("Sales", 1)))
@@ -162,9 +181,10 @@ def test_the_pool_is_counted_by_what_the_model_sees(run, tmp_path):
 
     clf = TitleClassifier(run / "model")
     pool = read_pool(write_pool(tmp_path / "p.txt", ["Head of Legal", "HEAD OF  LEGAL", "head of legal", "CFO",
-                                                     "Head of Legal"]), PoolReading())
+                                                     "Head of Legal", "=1+1", "@SUM(A1)"]), PoolReading())
     cand = candidates(pool, clf.tokenizer, clf.max_length, ["cfo"])
     assert cand.titles == ["Head of Legal"] and cand.counts.tolist() == [4] and cand.in_training == 1
+    assert cand.formula == 2  # never suggested: a spreadsheet would run them
 
 
 def test_cold_start_picks_diverse_frequent_titles(tmp_path):

@@ -15,8 +15,9 @@ from jobtitles.core.io_utils import write_text
 from jobtitles.core.labels import join_labels
 from jobtitles.core.log import logger
 from jobtitles.core.spreadsheet import escape_cell
+from jobtitles.core.training_schema import SUGGESTION_COLUMNS
 
-EXTRA_COLUMNS = ("suggested_labels", "reason", "pool_count", "rank")  # after the training schema's columns
+EXTRA_COLUMNS = SUGGESTION_COLUMNS
 
 
 class ArgParser(argparse.ArgumentParser):

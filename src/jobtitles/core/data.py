@@ -23,6 +23,7 @@ from jobtitles.core.errors import UserError
 from jobtitles.core.log import logger, warn
 from jobtitles.core.label_groups import LabelGroup, describe, detect_groups, explicit_groups
 from jobtitles.core.titles import MAX_TITLE_CHARS, clean_title, is_blank
+from jobtitles.core.training_schema import SUGGESTION_COLUMNS
 
 MAX_LISTED = 8  # row numbers listed in one message before "and N more"
 
@@ -175,7 +176,7 @@ def find_columns(path: Path, header: list[str], text_column: str, label_prefix: 
     return header.index(text_column), label_cols
 
 
-SUGGEST_COLUMNS = ("suggested_labels", "rank")  # in the header of `jobtitles suggest`'s output (to fill in)
+SUGGEST_COLUMNS = (SUGGESTION_COLUMNS[0], SUGGESTION_COLUMNS[-1])  # a `jobtitles suggest` output, to fill in
 
 
 def _rows(path: Path, header: list[str], records, title_idx: int, label_idx: list[int], delimiter: str,

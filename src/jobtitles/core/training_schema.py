@@ -18,6 +18,8 @@ from jobtitles.core.errors import UserError
 from jobtitles.core.label_groups import LabelGroup
 
 SCHEMA_KEY = "jobtitles_training_schema"
+# what `jobtitles suggest` writes after the schema's columns (the training loader ignores them)
+SUGGESTION_COLUMNS = ("suggested_labels", "reason", "pool_count", "rank")
 MAX_LABEL_COLUMNS = 64  # more label columns than any label set needs; a hostile config may say millions
 
 

@@ -1,9 +1,9 @@
 """The FastAPI app: `create_app(settings)`; the model is loaded in the lifespan handler.
 
 Routes: GET / (the page) and /static/*, GET /health, GET /info, GET /metrics (Prometheus), POST /predict,
-POST /predict_csv, and POST / in the Hugging Face text-classification inference API format, so
-huggingface_hub.InferenceClient(base_url=...) works unchanged (it posts {"inputs": ..., "parameters": {...}} to
-the base URL itself).
+POST /predict_csv, GET /label/queue and POST /label/accept (the labelling view: labelling.py), and POST / in the
+Hugging Face text-classification inference API format, so huggingface_hub.InferenceClient(base_url=...) works
+unchanged (it posts {"inputs": ..., "parameters": {...}} to the base URL itself).
 
 Every client is treated as hostile: bodies are bounded in size and time (limits.py), request heads too
 (connections.py, through runner.uvicorn_config), titles that are not text are refused with the item's index,
@@ -20,7 +20,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, File, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -33,6 +33,7 @@ from jobtitles.serve.failures import FailureMiddleware
 from jobtitles.serve.guards import JSONRoute, ProtectedRoute, UploadRoute, api_key_dependency
 from jobtitles.serve.hf_compat import hf_scores
 from jobtitles.serve.http_errors import ApiError, install_handlers
+from jobtitles.serve.labelling import label_routes, label_space
 from jobtitles.serve.limits import BodyLimitMiddleware
 from jobtitles.serve.metrics import MetricsMiddleware, ServeMetrics, create_metrics
 from jobtitles.serve.model_info import CardFacts, read_card, without_paths
@@ -157,7 +158,7 @@ def _info(settings: ServeSettings, loaded: Loaded) -> InfoResponse:
         batching={"enabled": settings.batching, "wait_ms": settings.batch_wait_ms,
                   "max_batch_titles": settings.max_batch_titles, "workers": loaded.batcher.workers,
                   "threads_per_worker": loaded.threads_per_worker},
-        api_key_required=bool(settings.api_key))
+        api_key_required=bool(settings.api_key), labelling=settings.label_folder is not None)
 
 
 def _time_left(app: FastAPI, settings: ServeSettings) -> float:
@@ -172,7 +173,8 @@ def create_app(settings: ServeSettings, backend: BackendChoice | None = None) ->
     UserError here, before any server (the settings checked themselves when they were built)."""
     from jobtitles.core.model_folder import read_model_config
 
-    read_model_config(settings.model_dir)
+    cfg = read_model_config(settings.model_dir)
+    space = label_space(settings.label_folder, settings.model_dir, cfg)  # None: the labelling view is off
     metrics = create_metrics()
     app = FastAPI(title="jobtitles", version="1", lifespan=_lifespan(settings, backend, metrics),
                   description="Multi-label job-title classification (labels and a sigmoid score per label).")
@@ -185,7 +187,13 @@ def create_app(settings: ServeSettings, backend: BackendChoice | None = None) ->
     app.add_middleware(FailureMiddleware, shutdown_timeout=settings.shutdown_timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, so it sees the 413s and 500s
     _status_routes(app, settings, metrics)
-    _predict_routes(app, settings, metrics)
+    predicted = _predicted(app, metrics)
+    _predict_routes(app, settings, predicted)
+
+    async def label_sets(titles: list[str]) -> list[list[str]]:
+        return [p.labels for p in await predicted(titles)]
+
+    label_routes(app, settings.label_folder, space, label_sets)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -245,15 +253,20 @@ def _status_routes(app: FastAPI, settings: ServeSettings, metrics: ServeMetrics)
     app.include_router(reads)
 
 
-def _predict_routes(app: FastAPI, settings: ServeSettings, metrics: ServeMetrics) -> None:
-    api = APIRouter(route_class=JSONRoute, dependencies=PROTECTED, responses=ERRORS)
-    uploads = APIRouter(route_class=UploadRoute, dependencies=PROTECTED, responses=ERRORS)
-
+def _predicted(app: FastAPI, metrics: ServeMetrics) -> Callable[[list[str]], Awaitable[list[Prediction]]]:
     async def predicted(titles: list[str]) -> list[Prediction]:
         """The model's answer for every route that predicts, so the metrics count titles from all of them."""
         preds = await _loaded(app).batcher.predict(titles)
         metrics.truncated.inc(sum(p.truncated for p in preds))
         return preds
+
+    return predicted
+
+
+def _predict_routes(app: FastAPI, settings: ServeSettings,
+                    predicted: Callable[[list[str]], Awaitable[list[Prediction]]]) -> None:
+    api = APIRouter(route_class=JSONRoute, dependencies=PROTECTED, responses=ERRORS)
+    uploads = APIRouter(route_class=UploadRoute, dependencies=PROTECTED, responses=ERRORS)
 
     @api.post("/predict", response_model=PredictResponse, response_model_exclude_none=True, tags=["predict"])
     async def predict(body: PredictRequest) -> PredictResponse:

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "model_changed; 0: never).")
     p.add_argument("--cache_titles", type=int, default=d.cache_titles,
                    help="Answers of this many recent distinct titles are kept and reused (0: no cache).")
+    p.add_argument("--label_folder", type=Path, default=None,
+                   help="Turn on the page's labelling view: titles from DIR/suggestions.csv (jobtitles suggest) "
+                        "are labelled on the page and appended to DIR/labelled.csv (default: off).")
     p.add_argument("--no_gc_freeze", action="store_true",
                    help="Leave the objects alive after loading in the garbage collector's reach (slower tail).")
     p.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
@@ -76,7 +79,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
                          batch_size=args.batch_size, gc_freeze=not args.no_gc_freeze,
                          body_timeout=args.body_timeout, header_timeout=args.header_timeout,
                          shutdown_timeout=args.shutdown_timeout, model_check_s=args.model_check_s,
-                         cache_titles=args.cache_titles)
+                         cache_titles=args.cache_titles, label_folder=args.label_folder)
 
 
 def check_port(host: str, port: int) -> None:
@@ -110,8 +113,10 @@ def serve_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     settings = settings_from_args(args)
     from jobtitles.core.model_folder import read_model_config
+    from jobtitles.serve.labelling import label_space
 
-    read_model_config(settings.model_dir)  # a folder that is not a trained model: one line, before anything else
+    cfg = read_model_config(settings.model_dir)  # a folder that is not a trained model: one line, before anything else
+    label_space(settings.label_folder, settings.model_dir, cfg)  # so is a --label_folder it cannot use
     check_port(args.host, args.port)
     from jobtitles.serve.app import create_app
     from jobtitles.serve.backend import choose_backend

@@ -82,6 +82,8 @@ class InfoResponse(BaseModel):
     max_body_mb: float
     batching: dict[str, float | int | bool]
     api_key_required: bool
+    labelling: bool = Field(False, description="The labelling view is on (--label_folder): /label/queue, "
+                                               "/label/accept.")
 
 
 class HealthResponse(BaseModel):
@@ -98,3 +100,54 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class QueueItem(BaseModel):
+    title: str
+    labels: list[str] = Field(description="Pre-selected: the file's suggested labels (the model's own where it "
+                                          "has none), one per label group.")
+    reason: str = Field(description="Why this title was suggested (jobtitles suggest).")
+    pool_count: int | None = Field(None, description="How often the title occurs in the pool.")
+    rank: int | None = None
+
+
+class QueueResponse(BaseModel):
+    items: list[QueueItem] = Field(description="Suggested titles not yet in labelled.csv, in the file's order.")
+    remaining: int = Field(description="More such titles after these (answered once these are labelled).")
+    labels: list[str]
+    label_groups: list[LabelGroupInfo] = Field(description="At most one label of each group per title.")
+    empty_label: str | None = Field(None, description="The label for 'none of the others', never beside another.")
+    file: str = Field(description="Where accepted rows go: labelled.csv in the label folder.")
+    labelled: int = Field(description="Titles in labelled.csv.")
+    message: str | None = Field(None, description="Why the queue is empty, and how to fill it.")
+
+
+class AcceptRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: StrictStr
+    labels: list[StrictStr] = Field(description="The model's labels; [] is the empty label.")
+
+
+class AcceptRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rows: list[AcceptRow] = Field(examples=[[{"title": "VP of Sales", "labels": ["Vice President"]}]])
+
+
+class WrittenRow(BaseModel):
+    row: int = Field(description="The row's index in the request.")
+    title: str = Field(description="As written: spaces collapsed, as the training reader reads it.")
+    labels: list[str]
+
+
+class SkippedRow(BaseModel):
+    row: int
+    title: str
+    reason: str
+
+
+class AcceptResponse(BaseModel):
+    written: list[WrittenRow]
+    skipped: list[SkippedRow] = Field(description="Rows whose title was already in labelled.csv (or earlier in "
+                                                  "the request): nothing replaced.")
+    file: str
+    labelled: int = Field(description="Titles in labelled.csv now.")

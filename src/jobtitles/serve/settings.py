@@ -59,11 +59,16 @@ class ServeSettings:
     shutdown_timeout: float = 5.0
     model_check_s: float = 5.0        # how often the model folder is checked for replaced files (0: never)
     cache_titles: int = 10000         # answers of the most recent distinct titles kept, shared by the workers
+    label_folder: Path | None = None  # the labelling view's folder (suggestions.csv in, labelled.csv out); None: off
 
     def __post_init__(self) -> None:
         if not isinstance(self.model_dir, (str, Path)) or not str(self.model_dir):
             raise UserError(f"--model: expected a model folder path, found {self.model_dir!r}")
         object.__setattr__(self, "model_dir", Path(self.model_dir))  # a str from a notebook is fine too
+        if self.label_folder is not None:
+            if not isinstance(self.label_folder, (str, Path)) or not str(self.label_folder):
+                raise UserError(f"--label_folder: expected a folder path, found {self.label_folder!r}")
+            object.__setattr__(self, "label_folder", Path(self.label_folder))
         for name, (kind, zero_ok, expected) in _RULES.items():
             _check(name, getattr(self, name), kind, zero_ok, expected)
         if self.backend is not None and self.backend not in BACKENDS:

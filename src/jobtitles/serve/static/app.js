@@ -1,5 +1,5 @@
-// The page: titles or a CSV in, labels with score bars out, results as CSV. No libraries, nothing fetched
-// from outside this server.
+// The page: titles or a CSV in, labels with score bars out, results as CSV; with --label_folder, the labelling
+// view. No libraries, nothing fetched from outside this server.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -67,6 +67,7 @@ async function loadInfo() {
     const dd = document.createElement("dd"); dd.textContent = v;
     dl.append(dt, dd);
   }
+  loadQueue();
 }
 
 function el(tag, cls, text) {
@@ -218,6 +219,126 @@ drop.addEventListener("drop", (e) => {
   drop.classList.remove("over");
   predictFile(e.dataTransfer.files[0]);
 });
+// --- The labelling view (serve --label_folder DIR): titles from DIR/suggestions.csv with the model's labels as
+// toggles, one label per label group and the empty label alone (the rules POST /label/accept checks); Accept
+// appends the row to DIR/labelled.csv and takes it off the list, Skip only takes it off the list.
+let queue = null;        // the last /label/queue answer: labels, groups, empty label, file
+let written = 0;         // rows this page has written
+const passed = new Set(); // titles accepted or skipped here, not offered again when the queue reloads
+
+function titleKey(t) { return t.split(/\s+/).filter((w) => w).join(" ").toLowerCase(); }
+
+function labelMessage(text) {
+  $("label-message").textContent = text || "";
+  $("label-message").hidden = !text;
+}
+
+function labelCount() {
+  $("label-count").textContent = written + " row(s) written to " + queue.file + " · " + queue.labelled +
+    " title(s) in it";
+}
+
+async function loadQueue() {
+  if (!info || !info.labelling) { $("label-box").hidden = true; return; }
+  $("label-box").hidden = false;
+  try {
+    queue = await call("/label/queue", { headers: headers() });
+  } catch (err) {
+    labelMessage(err.message);
+    return;
+  }
+  const list = $("label-queue");
+  list.replaceChildren();
+  for (const item of queue.items) if (!passed.has(titleKey(item.title))) list.append(labelItem(item));
+  labelMessage(queue.message || (list.children.length ? "" : "Every suggested title is labelled or skipped; " +
+    "type titles below, or make new suggestions with jobtitles suggest."));
+  labelCount();
+}
+
+function press(li, button, on) {
+  if (on) {  // the labels that cannot stand beside this one let go first
+    const lab = button.dataset.label, empty = queue.empty_label;
+    const group = (queue.label_groups || []).find((g) => g.labels.includes(lab));
+    for (const other of li.querySelectorAll(".toggle")) {
+      const o = other.dataset.label;
+      if (o !== lab && ((group && group.labels.includes(o)) || (empty && (o === empty) !== (lab === empty)))) {
+        other.setAttribute("aria-pressed", "false");
+      }
+    }
+  }
+  button.setAttribute("aria-pressed", String(on));
+}
+
+function labelItem(item) {
+  const li = el("li", "label-item");
+  li.dataset.title = item.title;
+  const about = [item.reason, item.pool_count != null ? item.pool_count + "× in the pool" : ""].filter((x) => x);
+  li.append(el("div", "title", item.title));
+  if (about.length) li.append(el("div", "muted", about.join(" · ")));
+  const toggles = el("div", "toggles");
+  for (const lab of queue.labels) {
+    const b = el("button", "toggle", lab);
+    b.type = "button";
+    b.dataset.label = lab;
+    b.setAttribute("aria-pressed", "false");
+    const group = (queue.label_groups || []).find((g) => g.labels.includes(lab));
+    if (group) b.title = group.name + ": one of " + group.labels.join(", ");
+    b.addEventListener("click", () => press(li, b, b.getAttribute("aria-pressed") !== "true"));
+    toggles.append(b);
+  }
+  li.append(toggles);
+  for (const lab of item.labels) {
+    const b = Array.from(toggles.children).find((x) => x.dataset.label === lab);
+    if (b) press(li, b, true);
+  }
+  const accept = el("button", "accept", "Accept");
+  const skip = el("button", "skip plain", "Skip");
+  accept.type = skip.type = "button";
+  accept.addEventListener("click", () => acceptItem(li, accept));
+  skip.addEventListener("click", () => { passed.add(titleKey(item.title)); li.remove(); });
+  const actions = el("div", "row");
+  actions.append(accept, skip);
+  li.append(actions, el("p", "label-error"));
+  return li;
+}
+
+async function acceptItem(li, button) {
+  const labels = Array.from(li.querySelectorAll(".toggle[aria-pressed=true]")).map((b) => b.dataset.label);
+  const error = li.querySelector(".label-error");
+  error.textContent = "";
+  button.disabled = true;
+  try {
+    const res = await call("/label/accept", { method: "POST", headers: headers({ "Content-Type": "application/json" }),
+                                              body: JSON.stringify({ rows: [{ title: li.dataset.title, labels }] }) });
+    written += res.written.length;
+    queue.labelled = res.labelled;
+    passed.add(titleKey(li.dataset.title));
+    li.remove();
+    labelCount();
+    labelMessage(res.skipped.map((s) => s.title + ": " + s.reason + ", nothing replaced").join("; "));
+  } catch (err) {
+    error.textContent = err.message;
+    button.disabled = false;
+  }
+}
+
+async function addTitles() {
+  const titles = $("label-titles").value.split(/\r?\n/).map((t) => t.trim()).filter((t) => t);
+  if (!titles.length || !queue) { labelMessage("Type at least one title (one per line)."); return; }
+  try {
+    const res = await call("/predict", { method: "POST", headers: headers({ "Content-Type": "application/json" }),
+                                         body: JSON.stringify({ titles }) });
+    const list = $("label-queue");
+    for (const p of res.predictions) list.prepend(labelItem({ title: p.title, labels: p.labels, reason: "typed in" }));
+    $("label-titles").value = "";
+    labelMessage("");
+  } catch (err) {
+    labelMessage(err.message);
+  }
+}
+
+$("label-add").addEventListener("click", addTitles);
+$("label-reload").addEventListener("click", loadQueue);
 $("download").addEventListener("click", download);
 $("save-key").addEventListener("click", () => {
   localStorage.setItem(KEY, $("api-key").value.trim());
