@@ -224,7 +224,7 @@ def test_training_cuts_huge_titles_like_prediction(tmp_path):
 
 # --- the prediction side stands alone -------------------------------------------------------------------------
 # The packages a model folder's user runs, and the one they share with training; none may reach the others.
-PREDICTION = ("predict", "serve", "core")
+PREDICTION = ("predict", "serve", "core", "active")
 TRAINING = ("train", "selection", "reporting")
 
 
@@ -249,7 +249,7 @@ def test_prediction_packages_never_import_training_code_even_lazily():
 def test_importing_the_prediction_side_loads_no_training_module():
     code = ("import sys, jobtitles.predict.inference, jobtitles.serve.app, jobtitles.predict.spark, "
             "jobtitles.predict.spark_predict, jobtitles.predict.predict_cli, jobtitles.predict.export, "
-            "jobtitles.export, jobtitles.spark_predict\n"
+            "jobtitles.export, jobtitles.spark_predict, jobtitles.active.suggest_cli\n"
             "print(sorted(m for m in sys.modules if m.split('.')[:2] in (%s) or m == 'transformers.trainer'))"
             % ", ".join(repr(["jobtitles", t]) for t in TRAINING))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

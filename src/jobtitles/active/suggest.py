@@ -10,6 +10,7 @@ start) the value is the frequency alone and the embedded encoder gives the clust
 
 from __future__ import annotations
 
+import csv
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,14 +181,23 @@ def training_data(args: SuggestArgs, labels: Sequence[str] | None) -> tuple[list
     if not oof.is_file():
         raise UserError(f"--model {args.model}: no oof_predictions.csv beside it ({oof}), so the titles it was "
                         "trained on are unknown; pass --train_file <the training CSV> (repeat for several files)")
-    from jobtitles.reporting.label_issues import read_oof_predictions
+    from jobtitles.core.labels import split_labels
+    from jobtitles.core.spreadsheet import read_rows
 
-    try:
-        titles, _, y, oof_labels, _, _ = read_oof_predictions(oof)
-    except (ValueError, IndexError, KeyError) as err:
+    try:  # the reader export.py uses: the prediction side reads this one file of a run, not the run's code
+        rows = [r for r in read_rows(oof, ("title", "gold")) if isinstance(r["title"], str) and r["title"]]
+        titles = [r["title"] for r in rows]
+        golds = [split_labels(r["gold"] or "") for r in rows]
+    except (ValueError, KeyError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
         raise UserError(f"{oof}: not an oof_predictions.csv this project wrote ({type(err).__name__}); pass "
                         "--train_file <the training CSV>") from err
-    return titles, (y if labels is not None and list(oof_labels) == list(labels) else None)
+    if labels is None or any(g not in labels for gs in golds for g in gs):
+        return titles, None
+    y = np.zeros((len(titles), len(labels)), dtype=np.float32)
+    index = {lab: j for j, lab in enumerate(labels)}
+    for i, gs in enumerate(golds):
+        y[i, [index[g] for g in gs]] = 1
+    return titles, y
 
 
 def score(clf, titles: list[str], train: tuple[list[str], np.ndarray | None], seed: int) -> Scored:
