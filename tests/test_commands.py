@@ -29,14 +29,14 @@ def test_the_installed_command_lists_every_command():
     assert SCRIPT.is_file(), "pip install -e . installs the jobtitles console script"
     proc = run(str(SCRIPT), "--help")
     assert proc.returncode == 0
-    for name in ("train", "predict", "serve", "export", "relabel", "spark-predict"):
+    for name in ("train", "predict", "serve", "export", "relabel", "suggest", "spark-predict"):
         assert f"\n  {name} " in proc.stdout, name
     bare = run(str(SCRIPT))
     assert bare.returncode == 2 and "usage: jobtitles <command>" in bare.stderr
     typo = run(sys.executable, "-m", "jobtitles", "predcit")
     assert typo.returncode == 2 and typo.stderr.strip() == \
         "error: unknown command 'predcit'; did you mean 'predict'? (expected one of: train, predict, serve, " \
-        "export, relabel, spark-predict)"
+        "export, relabel, suggest, spark-predict)"
 
 
 def test_commands_answer_as_the_scripts_do(tiny_run_dir):
