@@ -12,15 +12,20 @@ title differently: a label error or a gap in the training data). Frequency weigh
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 SHORTLIST_FACTOR = 10  # titles clustered per pick: enough to choose from, few enough to embed and cluster quickly
 MIN_SHORTLIST = 500
+# k-means' time grows with titles x clusters: exact k-means on --n 10,000's shortlist (100,000 x 10,000) would run
+# for hours, mini-batch k-means with two passes about 40 s; capped at 2,000 clusters, about 10 s
+EXACT_KMEANS_WORK = 500_000  # titles x clusters up to which exact k-means runs (--n 200: about 2 s)
+MAX_CLUSTERS = 2_000  # more picks than this go round the clusters: each one's second best, then third...
 
 
 @dataclass(frozen=True)
@@ -103,29 +108,51 @@ class NearDuplicates:
         return float((self.matrix[others] @ self.matrix[i].T).max())
 
 
+def cluster(embeddings: np.ndarray, values: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Each title's cluster: k-means weighted by value (clusters gather where the value is); mini-batch k-means
+    from random centres, two passes, where exact k-means would take long (above EXACT_KMEANS_WORK)."""
+    if k <= 1:
+        return np.zeros(len(values), dtype=np.int64)
+    weight = np.maximum(values, 1e-9)
+    if len(values) * k <= EXACT_KMEANS_WORK:
+        model = KMeans(n_clusters=k, n_init=1, random_state=seed)
+    else:
+        model = MiniBatchKMeans(n_clusters=k, init="random", n_init=1, max_iter=2, batch_size=2048,
+                                random_state=seed)
+    return model.fit(embeddings, sample_weight=weight).labels_
+
+
+def visit_order(labels: np.ndarray, round_robin: bool) -> np.ndarray:
+    """Shortlist positions (best first) in the order they are tried: the best of each cluster, then the rest by
+    value or, with `round_robin` (fewer clusters than picks), each cluster's second best, then third..."""
+    rank = np.zeros(len(labels), dtype=np.int64)
+    seen: defaultdict[int, int] = defaultdict(int)
+    for i, c in enumerate(labels.tolist()):
+        rank[i] = seen[c]
+        seen[c] += 1
+    return np.lexsort((np.arange(len(labels)), rank if round_robin else np.minimum(rank, 1)))
+
+
 def diverse_batch(values: np.ndarray, embeddings: np.ndarray, texts: NearDuplicates, n: int, seed: int,
                   near: float) -> tuple[list[int], int]:
     """`n` positions of the shortlist (whose `values` and `embeddings` are given, best first): the best title
-    of each of `n` clusters (k-means weighted by value, so clusters gather where the value is), best first,
-    skipping any text at least `near` similar to one already picked; the rest by value under the same rule.
+    of each of `n` clusters (at most MAX_CLUSTERS), best first, skipping any text at least `near` similar to one
+    already picked; the rest by value (or round the clusters) under the same rule.
     Returns the picks and how many had to be near-duplicates (a pool with too few different titles)."""
     n = min(n, len(values))
-    k = min(n, len(np.unique(embeddings, axis=0)))
-    labels = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(
-        embeddings, sample_weight=np.maximum(values, 1e-9)).labels_ if k > 1 else np.zeros(len(values), int)
-    heads = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)]  # best of each (shortlist order)
+    k = min(n, len(np.unique(embeddings, axis=0)), MAX_CLUSTERS)
     picked: list[int] = []
-    head_set = set(heads)
-    for i in sorted(heads) + [i for i in range(len(values)) if i not in head_set]:
+    for i in visit_order(cluster(embeddings, values, k, seed), round_robin=k == MAX_CLUSTERS < n).tolist():
         if len(picked) == n:
             break
         if texts.similarity(i, picked) < near:
             picked.append(i)
-    forced = 0
+    forced, chosen = 0, set(picked)  # a set: `in` on the list would be n x shortlist steps at --n 10,000
     for i in range(len(values)):
         if len(picked) == n:
             break
-        if i not in picked:
+        if i not in chosen:
             picked.append(i)
+            chosen.add(i)
             forced += 1
     return sorted(picked), forced

@@ -11,7 +11,7 @@ from typing import Iterator
 
 from jobtitles.core.data import iter_titles
 from jobtitles.core.errors import UserError
-from jobtitles.core.titles import clean_title, is_blank
+from jobtitles.core.titles import MAX_TITLE_CHARS, clean_title, is_blank
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_HINT = 'pip install pyarrow (or the spark extra: pip install "jobtitles[spark]")'
@@ -35,11 +35,22 @@ class Pool:
     empty_rows: int
 
 
+class RowCount:
+    """Where iter_titles appends the numbers of skipped blank rows: only how many are kept, so a file of a
+    million blank rows costs no memory (a list of their numbers would)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def append(self, _row: int) -> None:
+        self.n += 1
+
+
 def read_pool(path: Path, how: PoolReading) -> Pool:
     """The pool's distinct titles with their counts (a title as every prediction path cleans it)."""
     counts: Counter[str] = Counter()
     rows = labelled = 0
-    empty: list[int] = []
+    empty = RowCount()
     for titles, golds in _chunks(path, how, empty):
         for i, title in enumerate(titles):
             if golds is not None and golds[i]:
@@ -53,10 +64,10 @@ def read_pool(path: Path, how: PoolReading) -> Pool:
     if not counts:
         raise UserError(f"{path}: no unlabelled titles ({labelled} rows already have labels); expected titles "
                         "with empty label columns, or a .txt file of titles")
-    return Pool(dict(counts), rows, labelled, len(empty))
+    return Pool(dict(counts), rows, labelled, empty.n)
 
 
-def _chunks(path: Path, how: PoolReading, empty: list[int]) -> Iterator[tuple[list[str], list | None]]:
+def _chunks(path: Path, how: PoolReading, empty: RowCount) -> Iterator[tuple[list[str], list | None]]:
     if path.suffix.lower() in PARQUET_SUFFIXES:
         yield from _parquet_chunks(path, how.text_column, empty)
         return
@@ -66,7 +77,7 @@ def _chunks(path: Path, how: PoolReading, empty: list[int]) -> Iterator[tuple[li
         yield titles, gold
 
 
-def _parquet_chunks(path: Path, column: str, empty: list[int]) -> Iterator[tuple[list[str], None]]:
+def _parquet_chunks(path: Path, column: str, empty: RowCount) -> Iterator[tuple[list[str], None]]:
     try:
         import pyarrow.parquet as pq
     except ImportError as err:
@@ -81,12 +92,54 @@ def _parquet_chunks(path: Path, column: str, empty: list[int]) -> Iterator[tuple
     names = file.schema_arrow.names
     if column not in names:
         raise UserError(f"{path}: no {column!r} column; found columns {names[:20]}; pass --text_column")
+    if names.count(column) > 1:  # pyarrow's field(name) raises KeyError on a repeated name
+        raise UserError(f"{path}: {names.count(column)} {column!r} columns; expected one: rename the others or "
+                        "pass --text_column naming a column that occurs once")
     kind = file.schema_arrow.field(column).type
     if str(kind) not in ("string", "large_string"):
         raise UserError(f"{path}: column {column!r} holds {kind}, expected text (string)")
-    for batch in file.iter_batches(columns=[column], batch_size=10_000):
-        values = batch.column(0).to_pylist()
+    check_sizes(path, file.metadata, column)
+    for values in _values(path, file, column):
         titles = [" ".join(v.split()) for v in values if not is_blank(v)]
-        empty += [0] * (len(values) - len(titles))  # Parquet has no row numbers to report
+        empty.n += len(values) - len(titles)  # Parquet has no row numbers to report
         if titles:
             yield titles, None
+
+
+def _values(path: Path, file, column: str) -> Iterator[list]:
+    """The column's values, 10,000 rows at a time; a damaged page is one error line, not pyarrow's traceback."""
+    from pyarrow import ArrowException
+
+    batches = file.iter_batches(columns=[column], batch_size=10_000)
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            values = batch.column(0).to_pylist()
+        except (OSError, ValueError, ArrowException) as err:  # ArrowIOError is an OSError, ArrowInvalid a ValueError
+            raise UserError(f"{path}: a damaged Parquet page ({type(err).__name__}: {str(err)[:120]}); check the "
+                            "file or convert it to .csv") from err
+        yield values
+
+
+BYTES_PER_ROW = 4 * MAX_TITLE_CHARS + 16  # a cut title's worst-case UTF-8 size, its length prefix and slack
+MAX_GROUP_BYTES = 2**30  # one row group's titles (a Spark pool's 128 MB row groups are a few hundred MB of text)
+
+
+def check_sizes(path: Path, meta, column: str) -> None:
+    """Compressed Parquet can hold a gigabyte of text in kilobytes. From the footer, before anything is
+    decompressed: refuse a row group whose titles take more bytes than its rows' cut titles could, or more than
+    MAX_GROUP_BYTES (the bound on one value, which a page decompresses whole). `meta`: a pyarrow FileMetaData."""
+    leaf = [i for i in range(meta.num_columns) if meta.schema.column(i).path == column]
+    if len(leaf) != 1:  # a top-level string column is one leaf; a nested one of the same dotted path is a clash
+        raise UserError(f"{path}: {len(leaf)} Parquet columns at the path {column!r}; expected one: rename the "
+                        "nested column or convert the file to .csv")
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        size = group.column(leaf[0]).total_uncompressed_size
+        limit = min(BYTES_PER_ROW * group.num_rows + 2**20, MAX_GROUP_BYTES)
+        if size > limit:
+            raise UserError(f"{path}: row group {g} holds {size:,} bytes of titles for {group.num_rows:,} rows; "
+                            f"expected at most {limit:,} (titles are cut to {MAX_TITLE_CHARS:,} characters): cut "
+                            "the text column, write smaller row groups or convert the file to .csv")

@@ -11,6 +11,7 @@ start) the value is the frequency alone and the embedded encoder gives the clust
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ class Candidates:
     counts: np.ndarray
     in_training: int  # distinct inputs skipped: already in the training data
     formula: int  # distinct titles skipped: a spreadsheet would run them as a formula
+    delimited: int = 0  # distinct titles skipped: they hold the delimiter twice, which the training loader refuses
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class Scored:
 def check_args(args: SuggestArgs) -> None:
     if isinstance(args.n, bool) or not isinstance(args.n, int) or not 1 <= args.n <= MAX_N:
         raise UserError(f"--n must be a whole number from 1 to {MAX_N:,}, found {args.n!r}")
+    if isinstance(args.seed, bool) or not isinstance(args.seed, int) or not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be a whole number from 0 to {2**32 - 1} (KMeans' range), found {args.seed!r}")
     if not 0 < args.near_duplicate <= 1:
         raise UserError(f"--near_duplicate must be in (0, 1] (a cosine similarity), found {args.near_duplicate}")
     if args.model is not None and not (args.model / "config.json").is_file():
@@ -82,26 +86,41 @@ def check_args(args: SuggestArgs) -> None:
             raise UserError(f"{path}: file not found; check the path (--pool / --train_file)")
 
 
-def model_keys(tokenizer, texts: Sequence[str], max_length: int) -> list[tuple[int, ...]]:
-    """What the model sees of each text (its tokenizer's normalisation: case, spacing): the identity of a title."""
-    return [tuple(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
+KEY_CHUNK = 2_000  # titles tokenized at once: a fast tokenizer's output for a million long titles is tens of GB
 
 
-def candidates(pool: Pool, tokenizer, max_length: int, training_titles: Sequence[str]) -> Candidates:
-    """Distinct model inputs of the pool, minus those of the training data and formula-like texts."""
+def model_keys(tokenizer, texts: Sequence[str], max_length: int) -> list[bytes]:
+    """What the model sees of each text (its tokenizer's normalisation: case, spacing): the identity of a title,
+    kept as a 16-byte digest of its token ids so that a million distinct titles stay small."""
+    out: list[bytes] = []
+    for start in range(0, len(texts), KEY_CHUNK):  # one expression: a chunk's ids are freed before the next's
+        out += [hashlib.blake2b(np.asarray(ids, dtype=np.int64).tobytes(), digest_size=16).digest()
+                for ids in tokenizer(list(texts[start:start + KEY_CHUNK]), truncation=True, max_length=max_length,
+                                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]]
+    return out
+
+
+def candidates(pool: Pool, tokenizer, max_length: int, training_titles: Sequence[str],
+               delimiter: str = ";") -> Candidates:
+    """Distinct model inputs of the pool, minus those of the training data, formula-like texts and texts that
+    hold the output's `delimiter` twice; sorted by spelling, so that the pool's row order changes nothing."""
     texts = list(pool.counts)
     known = set(model_keys(tokenizer, training_titles, max_length)) if training_titles else set()
-    spellings: dict[tuple, list[str]] = defaultdict(list)
-    formula = 0
+    spellings: dict[bytes, list[str]] = defaultdict(list)
+    formula = delimited = 0
     for text, key in zip(texts, model_keys(tokenizer, texts, max_length)):
         if escape_cell(text) != text:  # "=HYPERLINK(...)" is no job title, and would run in a spreadsheet
             formula += 1
-            continue
-        spellings[key].append(text)
-    kept = {k: v for k, v in spellings.items() if k not in known}
-    titles = [max(v, key=lambda t: pool.counts[t]) for v in kept.values()]  # first-seen order: deterministic
-    counts = np.array([sum(pool.counts[t] for t in v) for v in kept.values()], dtype=np.int64)
-    return Candidates(titles, counts, len(spellings) - len(kept), formula)
+        elif text.count(delimiter) >= 2:  # the filled file would be refused by the loader (data.check_fields)
+            delimited += 1
+        else:
+            spellings[key].append(text)
+    kept = [v for k, v in spellings.items() if k not in known]
+    # the most frequent spelling, candidates sorted by it: the same rows in any order give the same batch
+    titles = [min(v, key=lambda t: (-pool.counts[t], t)) for v in kept]
+    order = sorted(range(len(kept)), key=titles.__getitem__)
+    counts = np.array([sum(pool.counts[t] for t in kept[i]) for i in order], dtype=np.int64)
+    return Candidates([titles[i] for i in order], counts, len(spellings) - len(kept), formula, delimited)
 
 
 def disagreement(rule, scored: Scored) -> np.ndarray | None:
@@ -151,7 +170,8 @@ def reason(i: int, cand: Candidates, clf, scored: Scored | None, unsure, disagre
     return " · ".join(parts + [freq])  # not the delimiter: the loader refuses a field that holds it twice
 
 
-def log_pool(args: SuggestArgs, pool: Pool, cand: Candidates) -> None:
+def report_pool(args: SuggestArgs, pool: Pool, cand: Candidates) -> None:
+    """What the pool holds and what was left out of it; a pool that leaves nothing to choose is refused."""
     logger.info(f"pool {args.pool}: {pool.rows:,} rows, {len(pool.counts):,} distinct titles, "
                 f"{len(cand.titles):,} to choose from ({cand.in_training:,} already in the training data)")
     if pool.labelled_rows:
@@ -159,6 +179,13 @@ def log_pool(args: SuggestArgs, pool: Pool, cand: Candidates) -> None:
     if cand.formula:
         warn(f"pool: {cand.formula:,} titles start with a formula sign (= + - @) and are never suggested: a "
              "spreadsheet would run them")
+    if cand.delimited:
+        warn(f"pool: {cand.delimited:,} titles hold the output's delimiter twice and are never suggested: the "
+             "training loader refuses such a field (an unclosed quote, to it)")
+    if not cand.titles:
+        raise UserError(f"{args.pool}: nothing to suggest among {len(pool.counts):,} distinct titles: "
+                        f"{cand.in_training:,} model inputs are in the training data, {cand.formula:,} start with a "
+                        f"formula sign, {cand.delimited:,} hold the delimiter twice; expected new job titles")
 
 
 def training_data(args: SuggestArgs, labels: Sequence[str] | None) -> tuple[list[str], np.ndarray | None]:
@@ -191,6 +218,9 @@ def training_data(args: SuggestArgs, labels: Sequence[str] | None) -> tuple[list
     except (ValueError, KeyError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
         raise UserError(f"{oof}: not an oof_predictions.csv this project wrote ({type(err).__name__}); pass "
                         "--train_file <the training CSV>") from err
+    if not titles:  # an empty or truncated file would let every training title be suggested
+        raise UserError(f"{oof}: no titles (expected a 'title' column with every training title); the run folder "
+                        "is damaged: pass --train_file <the training CSV>")
     if labels is None or any(g not in labels for gs in golds for g in gs):
         return titles, None
     y = np.zeros((len(titles), len(labels)), dtype=np.float32)
@@ -229,10 +259,8 @@ def suggest(args: SuggestArgs) -> tuple[list[Suggestion], object]:
     clf = TitleClassifier(args.model, backend=backend, batch_size=args.batch_size)
     schema = TrainingSchema.from_config(read_model_config(args.model), clf.labels, str(args.model / "config.json"))
     train = training_data(args, clf.labels)
-    cand = candidates(pool, clf.tokenizer, clf.max_length, train[0])
-    log_pool(args, pool, cand)
-    if not cand.titles:
-        raise UserError(f"{args.pool}: every title of the pool is already in the training data; nothing to suggest")
+    cand = candidates(pool, clf.tokenizer, clf.max_length, train[0], schema.delimiter)
+    report_pool(args, pool, cand)
     scored = score(clf, cand.titles, train, args.seed)
     unsure = choose.uncertainty(scored.shipped, clf.thresholds, group_cols(clf, schema))
     disagree = disagreement(clf.rule, scored)
@@ -254,10 +282,8 @@ def _cold(args: SuggestArgs, pool: Pool):
 
     encoder, tokenizer = embedded_encoder()
     train = training_data(args, None)
-    cand = candidates(pool, tokenizer, 128, train[0])
-    log_pool(args, pool, cand)
-    if not cand.titles:
-        raise UserError(f"{args.pool}: every title of the pool is already in the training data; nothing to suggest")
+    cand = candidates(pool, tokenizer, 128, train[0], args.reading.delimiter)
+    report_pool(args, pool, cand)
     logger.info("suggest: no --model (cold start): frequent titles, spread over the embedded encoder's clusters")
     values = choose.title_values(None, None, cand.counts)
     chosen = pick(values, lambda t: embed(encoder, tokenizer, t, 128, args.batch_size), cand.titles, args.n,

@@ -60,14 +60,30 @@ def check_output(output: Path, inputs: list[Path]) -> None:
             raise UserError(f"--output {output}: is an input ({path}); write the suggestions to a new file")
 
 
+def reason_cell(text: str, delimiter: str) -> str:
+    """The reason, spreadsheet-safe, on one line and without the delimiter (read as a space: "1 204 times" in a
+    comma-delimited file): the training loader refuses a field that holds the delimiter twice."""
+    return escape_cell(" ".join(text.replace(delimiter, " ").split()))
+
+
+def labels_cell(labels: tuple[str, ...], delimiter: str) -> str:
+    """The suggested labels joined as in every file the project writes, or empty where the joined text holds the
+    delimiter twice ('|' itself, or labels with commas in a comma-delimited file): the loader would refuse it,
+    and the labelling view pre-selects the model's own labels for an empty cell."""
+    text = join_labels(list(labels))
+    return escape_cell(text) if text.count(delimiter) < 2 else ""
+
+
 def csv_text(suggestions: list[Suggestion], schema) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=schema.delimiter, lineterminator="\n")
+    d = schema.delimiter
+    writer = csv.writer(buf, delimiter=d, lineterminator="\n")
     writer.writerow([*schema.header(schema.label_columns), *EXTRA_COLUMNS])
     for s in suggestions:
-        # titles verbatim (formula-like ones are never suggested), so the filled file trains as it is
-        writer.writerow([s.title, *[""] * schema.label_columns, escape_cell(join_labels(list(s.suggested))),
-                         escape_cell(s.reason), s.pool_count, s.rank])
+        # titles verbatim (formula-like ones and those holding the delimiter twice are never suggested), so the
+        # filled file trains as it is
+        writer.writerow([s.title, *[""] * schema.label_columns, labels_cell(s.suggested, d),
+                         reason_cell(s.reason, d), s.pool_count, s.rank])
     return buf.getvalue()
 
 
@@ -81,7 +97,8 @@ def main(argv: list[str]) -> int:
     if a.batch_size < 1 or a.max_distinct < 1:
         raise UserError(f"--batch_size and --max_distinct must be at least 1, found {a.batch_size}, {a.max_distinct}")
     output = Path(a.output)
-    check_output(output, [args.pool, *args.train_files, *([model] if model else [])])
+    oof = [model.parent / "oof_predictions.csv"] if model and not args.train_files else []  # read unnamed
+    check_output(output, [args.pool, *args.train_files, *([model] if model else []), *oof])
     suggestions, schema = suggest(args)
     write_text(output, csv_text(suggestions, schema))
     logger.info(f"wrote {len(suggestions)} titles to label to {output}: fill in the label columns and append the "

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from jobtitles.core.errors import UserError
 from jobtitles.core.label_groups import LabelGroup
+from jobtitles.core.spreadsheet import escape_cell
 
 SCHEMA_KEY = "jobtitles_training_schema"
 # what `jobtitles suggest` writes after the schema's columns (the training loader ignores them)
@@ -87,12 +88,15 @@ class TrainingSchema:
         n, empty, column_of = raw.get("label_columns"), raw.get("empty_label"), raw.get("column_of", {})
         ok = (all(isinstance(s, str) and 0 < len(s) <= 100 and not any(c in s for c in "\r\n\"")
                   for s in (text, prefix, delim)) and len(delim) == 1
+              # header cells, written verbatim: no formula, no delimiter, what the loader reads (it strips them)
+              and all(escape_cell(s) == s and delim not in s and s == s.strip() for s in (text, prefix))
               and isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_LABEL_COLUMNS
               and (empty is None or empty in labels) and isinstance(column_of, dict)
               and all(lab in labels and isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n
                       for lab, c in column_of.items()))
         if not ok:
-            raise UserError(f"{where}: {SCHEMA_KEY} is {raw!r:.200}; expected text_column, label_column_prefix and "
-                            f"a one-character delimiter (text), label_columns 1..{MAX_LABEL_COLUMNS}, empty_label one "
-                            "of the model's labels or null, column_of {label: column}: re-copy the folder or retrain")
+            raise UserError(f"{where}: {SCHEMA_KEY} is {raw!r:.200}; expected text_column and label_column_prefix "
+                            "(text, neither formula-like nor holding the delimiter), a one-character delimiter, "
+                            f"label_columns 1..{MAX_LABEL_COLUMNS}, empty_label one of the model's labels or null, "
+                            "column_of {label: column}: re-copy the folder or retrain")
         return TrainingSchema(text, prefix, delim, n, empty, tuple(sorted(column_of.items())))
