@@ -7,6 +7,7 @@ used or reported with the reason it was dropped.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import re
@@ -14,7 +15,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 from sklearn.preprocessing import MultiLabelBinarizer
@@ -41,6 +42,14 @@ class LabeledData:
 
     def __len__(self) -> int:
         return len(self.titles)
+
+    def subset(self, indices: Sequence[int]) -> "LabeledData":
+        """These rows only (a time budget's cross-validation sample), with the same labels, groups and file
+        layout; the dropped rows stay the file's."""
+        idx = [int(i) for i in indices]
+        return dataclasses.replace(self, titles=[self.titles[i] for i in idx],
+                                   label_sets=[self.label_sets[i] for i in idx], rows=[self.rows[i] for i in idx],
+                                   y=self.y[idx])
 
 
 def _listing(rows: list[int]) -> str:

@@ -16,6 +16,7 @@ from transformers import TrainingArguments
 from jobtitles.core.embedded import EMBEDDED_HUB_ID, EMBEDDED_LANGUAGE, EMBEDDED_LICENSE, EMBEDDED_NAME, base_model_id
 from jobtitles.core.io_utils import read_json
 from jobtitles.reporting.markdown import md_cell
+from jobtitles.reporting.run_time import budget_text, final_rows, rows_line
 from jobtitles.train.project_args import ProjectArgs
 from jobtitles.reporting.report import (final_text, fold_table, metric_table, label_table, missing_text,
                                         rare_labels_text, sources_text, threshold_text, weakest_labels)
@@ -216,7 +217,8 @@ def eval_results(r: RunResult, dataset_id: str | None = None) -> list[EvalResult
     the training file's rows, which dataset_split and dataset_args say; each metric's std over folds is in its
     args."""
     dataset_args = {"protocol": f"{r.n_splits}-fold cross-validation, out-of-fold",
-                    "splitter": "MultilabelStratifiedKFold", "n_splits": r.n_splits, "n_rows": r.n_rows}
+                    "splitter": "MultilabelStratifiedKFold", "n_splits": r.n_splits, "n_rows": r.n_rows,
+                    **({"sampled_from_rows": r.plan["n_rows"]} if r.plan and r.plan["cv_rows"] < r.plan["n_rows"] else {})}
     figures = r.summary[r.shipped_variant]
     return [EvalResult(task_type="text-classification", task_name="Multi-label job-title classification",
                        dataset_type=dataset_id or "csv", dataset_name=dataset_id or Path(r.train_file).name,
@@ -273,7 +275,7 @@ def make_card(r: RunResult, project: ProjectArgs, training: TrainingArguments,
         model_id=training.hub_model_id or "outputs/<run>/model",
         title=training.hub_model_id or "Multi-label job-title classifier",
         base_model=public_base_name(project.model.model_name_or_path),
-        labels=r.labels, n_rows=r.n_rows, n_splits=r.n_splits, data_text=data_text(r, dataset_id),
+        labels=r.labels, n_rows=final_rows(r), n_splits=r.n_splits, data_text=data_text(r, dataset_id),
         gap_text=md_cell(r.pipeline_gap.line()[:1].upper() + r.pipeline_gap.line()[1:], 600) if r.pipeline_gap else "",
         sample_text=SAMPLE_TEXT if data.is_sample else "", licence_text=licence_text(facts),
         labels_table=labels_table(r, data), weakest_text=weakest_text(r),
@@ -282,4 +284,5 @@ def make_card(r: RunResult, project: ProjectArgs, training: TrainingArguments,
         threshold_text=threshold_text(r), final_text=final_text(r),
         baseline_name=r.baseline_name, settings=non_default_settings(project, training), used=used,
         max_length=project.model.max_length, versions=package_versions(),
+        rows_text=rows_line(r), budget_text=budget_text(r) if r.plan else "",
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from jobtitles.selection.candidates import BASELINE, CONFIGURED, ORDER, TRAIN, fold_key, short_name, title
 from jobtitles.core.metrics import METRICS
+from jobtitles.reporting.run_time import budget_text, final_rows, rows_line, time_table
 
 if TYPE_CHECKING:
     from jobtitles.reporting.label_issues import LabelIssues
@@ -148,7 +149,7 @@ def final_text(r: "RunResult") -> str:
     verdict = ("as expected" if check.ok else
                "**below what the fold models reached on unseen rows: its training went wrong; rerun with another "
                "seed before using it**")
-    return (f"Trained on all {r.n_rows} titles. On its own training rows, with the saved thresholds: "
+    return (f"Trained on all {final_rows(r)} titles. On its own training rows, with the saved thresholds: "
             f"micro-F1 {m['micro_f1']:.4f}, subset accuracy {m['subset_accuracy']:.4f} ({verdict}; expected at "
             f"least {check.expected_min_micro_f1:.4f}).")
 
@@ -196,7 +197,7 @@ def render_report(r: "RunResult", issues: "LabelIssues | None" = None) -> str:
     return f"""# Cross-validation report
 
 Data: `{r.train_file}`, {r.n_rows} titles used ({r.n_dropped} rows dropped, see
-`dropped_rows.csv`), {len(r.labels)} labels, {r.n_splits}-fold MultilabelStratifiedKFold.
+`dropped_rows.csv`), {len(r.labels)} labels, {r.n_splits}-fold MultilabelStratifiedKFold. {rows_line(r)}
 {_previous_text(r)}Model: `{r.model_name_or_path}`. Decision rule: threshold {d.threshold}, at_least_one={d.at_least_one},
 pos_weight={d.pos_weight}; head initialised by {r.head_init}; loss {r.group_loss}; trained in
 {r.precision.get('name', 'fp32')}.
@@ -233,6 +234,14 @@ Folds are numbered from 1, here and in the plots; fold k's files are in `folds/f
 {fold_table(r)}
 
 {_error_sections(r)}
+
+## Time budget
+
+{budget_text(r)}
+
+## Where the time went
+
+{time_table(r)}
 
 ## Plots
 

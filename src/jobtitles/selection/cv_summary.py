@@ -35,6 +35,9 @@ class FoldOutput:
     train_metrics: dict[str, float] | None
     train_seconds: float
     loss_history: list[dict]
+    head_seconds: float | None = None  # the model and its linear-probe head
+    score_seconds: float | None = None  # scoring its test rows (and its training rows, report_train_metrics)
+    steps: int | None = None  # optimizer steps trained (fewer than planned when a time budget stopped it)
 
 
 def out_of_fold(folds: Folds, outputs: list[FoldOutput], shape: tuple[int, int]) -> np.ndarray:
@@ -127,7 +130,7 @@ def fold_records(folds: Folds, outputs: list[FoldOutput], variants: dict[str, np
     """Per fold: sizes, training record, each variant's test metrics and the thresholds it was scored with."""
     metrics = {name: fold_metrics(y, pred, folds) for name, pred in variants.items()}
     return [FoldRecord(fold=k, n_train=len(train), n_test=len(test), train_metrics=out.train_metrics,
-                       train_seconds=out.train_seconds, loss_history=out.loss_history,
+                       train_seconds=out.train_seconds, loss_history=out.loss_history, steps=out.steps,
                        thresholds={base: dict(zip(labels, per_fold[k].tolist()))
                                    for base, per_fold in rule.fold_thresholds.items() if base != CONFIGURED.base},
                        metrics={name: per_fold[k] for name, per_fold in metrics.items()})

@@ -71,6 +71,7 @@ class Timing:
     baseline_seconds: float | None
     final_train_seconds: float | None = None
     total_seconds: float | None = None
+    parts: dict[str, float] = field(default_factory=dict)  # part of the run -> wall seconds (part_times.py)
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,13 @@ class FoldRecord:
     loss_history: list[dict[str, Any]]
     thresholds: dict[str, dict[str, float]]  # candidate base ("tuned", "shrunk") -> label -> threshold
     metrics: dict[str, Metrics]  # report row (candidates.ORDER: "model_tuned_groups", "baseline") -> figures
+    steps: int | None = None  # optimizer steps the fold model trained
 
     def to_json(self) -> dict[str, Any]:
         """The fold's record in cv_results.json: one flat mapping ("test_tuned_groups", "thresholds_tuned")."""
         out: dict[str, Any] = {"fold": self.fold, "n_train": self.n_train, "n_test": self.n_test,
                                "train": self.train_metrics, "train_seconds": self.train_seconds,
-                               "loss_history": self.loss_history}
+                               "loss_history": self.loss_history, "steps": self.steps}
         out.update({f"thresholds_{base}": t for base, t in self.thresholds.items()})
         out.update({fold_key(variant): m for variant, m in self.metrics.items()})
         return out
@@ -109,7 +111,7 @@ class FoldRecord:
     def from_json(cls, d: dict[str, Any]) -> "FoldRecord":
         variants = {fold_key(v): v for v in ORDER}
         return cls(fold=d["fold"], n_train=d["n_train"], n_test=d["n_test"], train_metrics=d.get("train"),
-                   train_seconds=d["train_seconds"], loss_history=d.get("loss_history") or [],
+                   train_seconds=d["train_seconds"], loss_history=d.get("loss_history") or [], steps=d.get("steps"),
                    thresholds={k.removeprefix("thresholds_"): v for k, v in d.items() if k.startswith("thresholds_")},
                    metrics={variants[k]: v for k, v in d.items() if k in variants})
 
@@ -183,8 +185,10 @@ class RunResult:
     label_issues: LabelIssuesSummary | None = None
     final_fit_check: FitCheck | None = None
     final_loss_history: list[dict[str, Any]] | None = None
+    final_steps: int | None = None  # optimizer steps the final model trained
     complete: bool = False  # set when the run finished: a rerun of the same command then changes nothing
     pipeline_gap: PipelineGap | None = None  # set when some labels are scored outside the transformer
+    plan: dict[str, Any] | None = None  # a time budget's plan (budget.Plan.to_json); None without a budget
     # the finished run of the folder this run replaced (run_info.json previous_run): the folder's history, not a
     # result of the inputs, so kept out of cv_results.json
     previous_run: PreviousRun | None = field(default=None, metadata={"json": False})

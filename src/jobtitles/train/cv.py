@@ -38,6 +38,9 @@ from jobtitles.selection.run_result import RunResult
 from jobtitles.core.tokenization import training_dataset
 from jobtitles.train.training import (FoldRun, Precision, check_max_length, cpu_threads, fresh_model, load_tokenizer,
                                 resolve_precision, run_args)
+from jobtitles.train.budget import Plan
+from jobtitles.train.part_times import PartTimes
+from jobtitles.train.plan_run import Schedule, announce, check_budget_settings, cv_sample, make_plan, saved_plan
 from jobtitles.train.progress import choose_mode
 from jobtitles.train.tracking import check_mlflow_store
 from jobtitles.train.watch import RunWatch
@@ -54,6 +57,7 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments, command: s
         state.on_main_process(check_output_dir)(run_dir)  # only the main process writes in the run folder
         check_max_length(project.model.model_name_or_path, project.model.max_length)
         precision = resolve_precision(project.model.precision)  # an impossible one stops here, before any data
+        check_budget_settings(project, training)
         if "mlflow" in training.report_to and state.is_main_process:
             check_mlflow_store()
         with RunLock(run_dir) if state.is_main_process else contextlib.nullcontext():
@@ -87,10 +91,12 @@ def check_data(data: LabeledData, project: ProjectArgs) -> None:
 def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state: PartialState,
          precision: Precision, command: str | None) -> Path:
     start = time.perf_counter()
+    parts = PartTimes()
     set_up_process(project, state, precision)
     if choose_mode(project.run.progress) != "bar":
         datasets.disable_progress_bars()  # no tokenizing bar in a log file either
-    data = project.data.load(project.run.n_splits)
+    with parts("load"):
+        data = project.data.load(project.run.n_splits)
     check_data(data, project)
     state.on_main_process(begin_run_folder)(run_dir, project, training, data, precision, command)
     finished = broadcast(state.on_main_process(is_finished)(run_dir), state)
@@ -98,31 +104,79 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
         return finished_run(run_dir, training, state)
 
     tokenizer = load_tokenizer(project.model.model_name_or_path)
-    ds = training_dataset(data.titles, data.y, data.rows, tokenizer, project.model.max_length,
-                          project.model.pad_to_max_length)
-    folds = make_folds(data.y, project.run.n_splits, project.run.cv_shuffle, training.seed)
-    state.on_main_process(write_folds)(run_dir, folds, data)
+    with parts("tokenize"):
+        ds = training_dataset(data.titles, data.y, data.rows, tokenizer, project.model.max_length,
+                              project.model.pad_to_max_length)
+    with parts("calibrate"):
+        plan = budget_plan(project, training, data, ds, tokenizer, run_dir, state, start)
+    project, cv_data, cv_ds = planned_cv(plan, project, data, ds, training.seed)
+    folds = make_folds(cv_data.y, project.run.n_splits, project.run.cv_shuffle, training.seed)
+    state.on_main_process(write_folds)(run_dir, folds, cv_data)
+    steps = model_steps_of(plan, project.run.n_splits)
     watch = RunWatch.create(training, [len(tr) for tr, _ in folds], len(data), project.model.min_train_steps,
-                            project.run.progress, run_dir, state.is_main_process)
+                            project.run.progress, run_dir, state.is_main_process, steps, Schedule(plan, project))
     watch.tracking.start(tracked_settings(project, training), run_tags(run_dir, project))
     try:
-        outputs = [run_fold(k, train, test, ds, tokenizer, data, project, training, run_dir, state, watch)
+        outputs = [run_fold(k, train, test, cv_ds, tokenizer, cv_data, project, training, run_dir, state, watch)
                    for k, (train, test) in enumerate(folds)]
-        cv_seconds = time.perf_counter() - start
-        result = state.on_main_process(summarize)(data, folds, outputs, project, training, cv_seconds,
-                                                  dataclasses.asdict(precision))
+        record_fold_parts(parts, outputs)
+        with parts("decisions"):
+            result = state.on_main_process(summarize)(cv_data, folds, outputs, project, training,
+                                                      time.perf_counter() - start, dataclasses.asdict(precision))
         result = broadcast(result, state)  # every process trains the final model with the same decision rule
+        result = dataclasses.replace(result, plan=plan.to_json() if plan is not None else None)
         if project.run.final_model:
             from jobtitles.train.final import train_final
 
-            result = train_final(project, training, data, ds, tokenizer, result, run_dir, state, watch)
-        result = state.on_main_process(finish_run)(run_dir, data, result, project, time.perf_counter() - start)
+            result = train_final(project, training, data, ds, tokenizer, result, run_dir, state, watch, parts)
+        result = state.on_main_process(finish_run)(run_dir, cv_data, result, project, start, parts)
         watch.tracking.finish(result, run_dir / "model" if project.run.final_model else None)
     except BaseException as err:
         watch.tracking.fail(interrupted=isinstance(err, KeyboardInterrupt))
         raise
     state.wait_for_everyone()
     return run_dir
+
+
+def budget_plan(project: ProjectArgs, training: TrainingArguments, data: LabeledData, ds, tokenizer,
+                run_dir: Path, state: PartialState, start: float) -> Plan | None:
+    """None without a time budget; else the plan this run folder started with, or one made now."""
+    if project.run.budget_seconds() is None:
+        return None
+    plan = broadcast(state.on_main_process(saved_plan)(run_dir), state)
+    resumed = plan is not None
+    if plan is None:
+        from jobtitles.train.calibrate import measure
+
+        throughput = measure(project, training, data, ds, tokenizer, run_dir / "calibration")
+        throughput = dataclasses.replace(throughput, spent_seconds=time.perf_counter() - start)
+        if state.is_main_process:
+            shutil.rmtree(run_dir / "calibration", ignore_errors=True)
+        plan = broadcast(state.on_main_process(make_plan)(project, training, len(data), throughput, run_dir), state)
+    if state.is_main_process:
+        announce(plan, resumed)
+    return plan
+
+
+def planned_cv(plan: Plan | None, project: ProjectArgs, data: LabeledData, ds, seed: int):
+    """The settings, rows and tokenized rows the cross-validation runs on under `plan` (all rows without)."""
+    if plan is None:
+        return project, data, ds
+    project = dataclasses.replace(project, run=dataclasses.replace(project.run, n_splits=plan.n_splits))
+    rows = cv_sample(plan, data, seed)
+    return (project, data, ds) if rows is None else (project, data.subset(rows), ds.select(rows))
+
+
+def model_steps_of(plan: Plan | None, n_splits: int) -> list[int] | None:
+    """Each model's optimizer steps under `plan` (fold models, then the final model)."""
+    return None if plan is None else [plan.fold_steps] * n_splits + [plan.final_steps]
+
+
+def record_fold_parts(parts: PartTimes, outputs: list[FoldOutput]) -> None:
+    for k, out in enumerate(outputs):
+        parts.add(f"fold_{k + 1}_head", out.head_seconds)
+        parts.add(f"fold_{k + 1}_train", out.train_seconds)
+        parts.add(f"fold_{k + 1}_score", out.score_seconds)
 
 
 def tracked_settings(project: ProjectArgs, training: TrainingArguments) -> dict[str, object]:
@@ -138,14 +192,23 @@ def run_tags(run_dir: Path, project: ProjectArgs) -> dict[str, str]:
             "jobtitles.git_commit": git_commit() or "unknown", "jobtitles.version": package_versions()["jobtitles"]}
 
 
-def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: ProjectArgs,
-               seconds: float) -> RunResult:
+def finish_run(run_dir: Path, data: LabeledData, result: RunResult, project: ProjectArgs, start: float,
+               parts: PartTimes) -> RunResult:
     """Write the run's files once, marked complete (a rerun of the same command then changes nothing)."""
     from jobtitles.reporting.plots import write_plots
 
-    issues, counts = run_files.label_issues(run_dir, data, result) if project.run.label_issues else (None, None)
-    result = dataclasses.replace(result, label_issues=counts, plots=write_plots(run_dir, result), complete=True,
-                                 timing=dataclasses.replace(result.timing, total_seconds=seconds),
+    with parts("label_issues"):
+        issues, counts = run_files.label_issues(run_dir, data, result) if project.run.label_issues else (None, None)
+    with parts("plots"):
+        plots = write_plots(run_dir, result)
+    # the baseline ran inside the decisions' part: shown as a part of its own
+    parts.add("decisions", -(result.timing.baseline_seconds or 0.0))
+    parts.add("baseline", result.timing.baseline_seconds)
+    seconds = time.perf_counter() - start
+    parts.add("other", seconds - sum(parts.seconds.values()))  # the report and run files, setup, waits
+    result = dataclasses.replace(result, label_issues=counts, plots=plots, complete=True,
+                                 timing=dataclasses.replace(result.timing, total_seconds=seconds,
+                                                            parts=dict(parts.seconds)),
                                  previous_run=recorded_previous(run_dir))
     run_files.write_run_files(run_dir, data, result, issues)
     record_finish(run_dir, seconds)
@@ -202,6 +265,7 @@ def run_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: L
     done = load_fold(fold_dir)
     if done is not None:
         watch.progress.skip(k)
+        watch.schedule.resumed_after(k + 1)
         logger.info(f"{name}: complete in {fold_dir}, skipped (resume)")
         return done
     logger.info(f"{name}: training on {len(train)} titles, testing on {len(test)}{watch.progress.fold_line(k)}")
@@ -214,27 +278,32 @@ def run_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: L
 def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data: LabeledData,
                project: ProjectArgs, training: TrainingArguments, run_dir: Path, watch: RunWatch) -> FoldOutput:
     args = run_args(training, run_dir / "folds" / f"fold_{k}", project.model.precision, len(train),
-                    project.model.min_train_steps)
+                    project.model.min_train_steps, watch.steps(k))
     train_ds = ds.select(train)
+    t0 = time.perf_counter()
     model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + k, project.model.head_init,
                         project.model.probe_c, train_ds, data.y[train], tokenizer)
+    head_seconds = time.perf_counter() - t0
     with watch.model(k) as callbacks:
         fold = FoldRun(model, args, train_ds, tokenizer, data.y[train], project.model.pos_weight,
                        softmax_groups(project.model.group_loss, data.groups, data.labels), callbacks)
         fold.train()
+    t0 = time.perf_counter()
     test_scores = fold.scores(ds.select(test))
     train_metrics = None
     if project.run.report_train_metrics:
         train_pred = project.configured_rule(data.labels).decide(fold.scores(train_ds))
         train_metrics = multilabel_metrics(data.y[train], train_pred)
-    return FoldOutput(test_scores, train_metrics, fold.train_seconds, fold.loss_history())
+    return FoldOutput(test_scores, train_metrics, fold.train_seconds, fold.loss_history(), head_seconds,
+                      time.perf_counter() - t0, fold.steps)
 
 
 def save_fold(fold_dir: Path, out: FoldOutput) -> None:
     save_npy(fold_dir / "test_scores.npy", out.test_scores)
     # result.json last: its presence marks the fold as complete, so a rerun of the same command skips it
     write_json(fold_dir / "result.json", {"train_metrics": out.train_metrics, "train_seconds": out.train_seconds,
-                                           "loss_history": out.loss_history})
+                                           "loss_history": out.loss_history, "head_seconds": out.head_seconds,
+                                           "score_seconds": out.score_seconds, "steps": out.steps})
 
 
 def load_fold(fold_dir: Path) -> FoldOutput | None:
@@ -242,7 +311,7 @@ def load_fold(fold_dir: Path) -> FoldOutput | None:
         return None
     res = read_json(fold_dir / "result.json")
     return FoldOutput(np.load(fold_dir / "test_scores.npy"), res["train_metrics"], res["train_seconds"],
-                      res["loss_history"])
+                      res["loss_history"], res.get("head_seconds"), res.get("score_seconds"), res.get("steps"))
 
 
 def broadcast(value, state: PartialState):

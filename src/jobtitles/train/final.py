@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from jobtitles.core.baseline import fit_baseline
 from jobtitles.train.project_args import ProjectArgs
 from jobtitles.core.data import LabeledData
 from jobtitles.train.hub import push
+from jobtitles.train.part_times import PartTimes
 from jobtitles.core.io_utils import disk_errors, read_json, replace_dir, write_json
 from jobtitles.core.label_groups import softmax_groups
 from jobtitles.core.log import logger, warn
@@ -31,7 +33,8 @@ FINAL_RECORD = "final_result.json"  # the final model's training record and fit 
 
 
 def train_final(project: ProjectArgs, training: TrainingArguments, data: LabeledData, ds, tokenizer,
-                result: RunResult, run_dir: Path, state: PartialState, watch: RunWatch) -> RunResult:
+                result: RunResult, run_dir: Path, state: PartialState, watch: RunWatch,
+                parts: PartTimes | None = None) -> RunResult:
     """Train and save run_dir/model (every process takes part in training; the main one writes). Returns
     `result` with the final model's training record and fit check (read back from final_result.json when a
     resumed run finds the model already saved, so its cv_results.json is the uninterrupted run's)."""
@@ -39,23 +42,29 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
     index = project.run.n_splits  # the final model trains after the folds
     if is_complete(model_dir):
         watch.progress.skip(index)
+        watch.schedule.resumed_after(index + 1)
         logger.info(f"final model: complete in {model_dir}, skipped (resume; its fit check is in its card)")
         result = with_final_record(result, run_dir)
     else:
         logger.info(f"final model: training on all {len(data)} titles{watch.progress.fold_line(index)}")
+        parts = parts if parts is not None else PartTimes()
         args = run_args(training, run_dir / "final_trainer", project.model.precision, len(data),
-                        project.model.min_train_steps)
-        model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + project.run.n_splits,
-                            project.model.head_init, project.model.probe_c, ds, data.y, tokenizer)
+                        project.model.min_train_steps, watch.steps(index))
+        with parts("final_head"):
+            model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + project.run.n_splits,
+                                project.model.head_init, project.model.probe_c, ds, data.y, tokenizer)
         trained_softmax = softmax_groups(project.model.group_loss, data.groups, data.labels)
         with watch.model(index) as callbacks:
             final = FoldRun(model, args, ds, tokenizer, data.y, project.model.pos_weight, trained_softmax,
                             callbacks)
             final.train()
-        baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
+        parts.add("final_train", final.train_seconds)
+        with parts("final_baseline"):
+            baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
+        with parts("final_fit_check"):
+            check = fit_check(final, ds, data, result, baseline)
         result = dataclasses.replace(
-            result, final_fit_check=fit_check(final, ds, data, result, baseline),
-            final_loss_history=final.loss_history(),
+            result, final_fit_check=check, final_loss_history=final.loss_history(), final_steps=final.steps,
             timing=dataclasses.replace(result.timing, final_train_seconds=final.train_seconds))
         model.config.update(decision_config(result))
         # the training file's layout: rows suggested or labelled later are written to append to that file
@@ -66,6 +75,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         # the length the model was trained with, not the encoder's 512
         tokenizer.model_max_length = project.model.max_length
         tmp = run_dir / ".model.tmp"
+        save_started = time.perf_counter()
         try:
             with disk_errors(tmp):  # a full disk is one line naming the folder, whichever library wrote
                 final.trainer.save_model(str(tmp))  # main process only; safetensors + config + tokenizer
@@ -82,6 +92,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
             replace_dir(tmp, model_dir)
             shutil.rmtree(run_dir / "final_trainer", ignore_errors=True)
         state.wait_for_everyone()
+        parts.add("final_save", time.perf_counter() - save_started)
     if state.is_main_process and training.push_to_hub:
         push(model_dir, training)
     return result
@@ -90,7 +101,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
 def final_record(result: RunResult) -> dict:
     return {"final_fit_check": dataclasses.asdict(result.final_fit_check),
             "final_loss_history": result.final_loss_history,
-            "final_train_seconds": result.timing.final_train_seconds}
+            "final_train_seconds": result.timing.final_train_seconds, "final_steps": result.final_steps}
 
 
 def with_final_record(result: RunResult, run_dir: Path) -> RunResult:
@@ -100,7 +111,7 @@ def with_final_record(result: RunResult, run_dir: Path) -> RunResult:
         return result
     record = read_json(path)
     return dataclasses.replace(result, final_fit_check=FitCheck(**record["final_fit_check"]),
-                               final_loss_history=record["final_loss_history"],
+                               final_loss_history=record["final_loss_history"], final_steps=record.get("final_steps"),
                                timing=dataclasses.replace(result.timing,
                                                           final_train_seconds=record["final_train_seconds"]))
 

@@ -193,6 +193,12 @@ class RunArgs:
     overwrite: bool = field(
         default=False, metadata={"help": "Start over even if the run folder holds a run with other inputs."}
     )
+    time_budget: Optional[str] = field(
+        default=None, metadata={"help": "Wall time the run may take, e.g. 30m, 2h, 1h30m: it measures its own "
+                                        "throughput first and plans steps per model, folds and (above a size) a "
+                                        "stratified sample for cross-validation to fit (the final model trains on "
+                                        "all rows). Default: no budget."}
+    )
     progress: Literal["auto", "bar", "log", "none"] = field(
         default="auto", metadata={"help": "Training progress: a bar per model with the time left for it and the run "
                                           "(bar), a log line a minute (log), or nothing (none); auto: bar when "
@@ -202,6 +208,12 @@ class RunArgs:
     def __post_init__(self) -> None:
         if self.n_splits < 2:
             raise UserError(f"n_splits must be at least 2, found {self.n_splits}")
+        self.budget_seconds()  # validate early
+
+    def budget_seconds(self) -> float | None:
+        from jobtitles.train.budget import parse_duration
+
+        return parse_duration(self.time_budget)
 
 
 PARTS = (DataArgs, ModelArgs, DecisionArgs, RunArgs)

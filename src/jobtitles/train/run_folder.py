@@ -28,7 +28,7 @@ LOCK_NAME = ".jobtitles.lock"
 RUN_FILES = {RUN_INFO, LOCK_NAME, "cv_results.json", "oof_predictions.csv", "folds.json", "dropped_rows.csv",
              "final_result.json",
              "report.md", "label_issues.csv", "plots", "folds", "model", "final_trainer", ".model.tmp",
-             ".model.old", "train.log", "tensorboard"}
+             ".model.old", "train.log", "tensorboard", "plan.json", "calibration"}
 # Settings that do not change results: a rerun may differ in these and still resume.
 VOLATILE = {"overwrite", "output_dir", "logging_dir", "disable_tqdm", "logging_steps", "logging_strategy",
             "report_to", "push_to_hub", "hub_model_id", "hub_token", "hub_private_repo", "local_rank",

@@ -171,11 +171,14 @@ def model_epochs(base: TrainingArguments, n_train: int, min_steps: int) -> float
 
 
 def run_args(base: TrainingArguments, output_dir: Path, precision: str, n_train: int | None = None,
-             min_steps: int = 0) -> TrainingArguments:
+             min_steps: int = 0, steps: int | None = None) -> TrainingArguments:
     """The user's TrainingArguments for one run: its own folder, no Hub pushes (the final model is pushed once),
-    and (with `n_train`) enough epochs for `min_steps` optimizer steps unless max_steps is set."""
+    and (with `n_train`) enough epochs for `min_steps` optimizer steps unless max_steps is set; `steps`: exactly
+    that many optimizer steps (a time budget's plan)."""
     flags = {} if (base.bf16 or base.fp16) else resolve_precision(precision).flags()
-    if n_train is not None and base.max_steps <= 0:
+    if steps is not None:
+        flags["max_steps"] = steps
+    elif n_train is not None and base.max_steps <= 0:
         epochs = model_epochs(base, n_train, min_steps)
         if epochs != base.num_train_epochs:
             logger.info(f"{n_train} training titles: {epochs:g} epochs instead of {base.num_train_epochs:g} to reach "
@@ -243,6 +246,10 @@ class FoldRun:
         out = np.empty_like(logits, dtype=np.float64)
         out[order] = scores_from_logits(logits, self.softmax_groups)
         return out
+
+    @property
+    def steps(self) -> int:
+        return int(self.trainer.state.global_step)
 
     def loss_history(self) -> list[dict[str, float]]:
         return [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]}

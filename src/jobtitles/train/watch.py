@@ -10,9 +10,11 @@ from typing import Iterator
 
 from transformers import TrainerCallback, TrainingArguments
 
-from jobtitles.train.progress import RunProgress, choose_mode, planned_steps
+from jobtitles.train.deadline import Deadline
+from jobtitles.train.plan_run import Schedule
+from jobtitles.train.progress import RunProgress, choose_mode
+from jobtitles.train.step_rule import model_steps
 from jobtitles.train.tracking import Tracking
-from jobtitles.train.training import model_epochs, titles_per_step
 
 
 @dataclasses.dataclass
@@ -20,22 +22,31 @@ class RunWatch:
     progress: RunProgress
     tracking: Tracking
     folders: list[str]  # each model's TensorBoard folder
+    planned: list[int] | None = None  # each model's optimizer steps under a time budget's plan
+    schedule: Schedule | None = None  # each model's deadline under a time budget
 
     @classmethod
     def create(cls, training: TrainingArguments, train_sizes: list[int], n_rows: int, min_steps: int,
-               progress: str, run_dir: Path, main_process: bool) -> "RunWatch":
+               progress: str, run_dir: Path, main_process: bool, planned: list[int] | None = None,
+               schedule: Schedule | None = None) -> "RunWatch":
         """`train_sizes`: each fold's training rows, in fold order; the final model trains on `n_rows`."""
         sizes = [*train_sizes, n_rows]
-        steps = [planned_steps(n, titles_per_step(training), model_epochs(training, n, min_steps), training.max_steps)
-                 for n in sizes]
+        steps = list(planned) if planned is not None else [model_steps(training, n, min_steps) for n in sizes]
         n = len(train_sizes)
         names = [f"fold {k + 1} of {n}" for k in range(n)] + ["final model"]
         mode = choose_mode(progress) if main_process else "none"  # one display per run, not per process
         tracking = Tracking(list(training.report_to) if main_process else [], run_dir)
-        return cls(RunProgress(names, steps, mode), tracking, [f"fold_{k + 1}" for k in range(n)] + ["final"])
+        return cls(RunProgress(names, steps, mode), tracking, [f"fold_{k + 1}" for k in range(n)] + ["final"],
+                   planned, schedule or Schedule(None))
+
+    def steps(self, index: int) -> int | None:
+        """The plan's optimizer steps for this model (None: the step rule's, through its epochs)."""
+        return None if self.planned is None else self.planned[index]
 
     @contextlib.contextmanager
     def model(self, index: int) -> Iterator[list[TrainerCallback]]:
         with self.tracking.model(index, self.progress.names[index], self.folders[index]) as callbacks:
             bar = self.progress.callback(index)
-            yield callbacks + ([bar] if bar is not None else [])
+            at = self.schedule.deadline(index)
+            deadline = [Deadline(at, self.progress.names[index], self.schedule.clock)] if at is not None else []
+            yield callbacks + ([bar] if bar is not None else []) + deadline
