@@ -35,8 +35,9 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DAT
 # members by (see _canonical_zip). Everything else must match byte for byte.
 VOLATILE_FIELDS = {
     "cv_results.json": ["timing.cv_seconds", "timing.fold_train_seconds", "timing.baseline_seconds",
-                        "timing.final_train_seconds", "timing.total_seconds", "folds.*.train_seconds"],
-    "result.json": ["train_seconds"],  # folds/fold_k/result.json
+                        "timing.final_train_seconds", "timing.total_seconds", "timing.parts",
+                        "folds.*.train_seconds"],
+    "result.json": ["train_seconds", "head_seconds", "score_seconds"],  # folds/fold_k/result.json
     "final_result.json": ["final_train_seconds"],
     # the checkout's HEAD (and whether it was dirty) at the run's start, not a result: a commit in the same
     # checkout during the test moves it; the clock: when the run started and finished, how long it took; and the
@@ -98,6 +99,11 @@ def _training_args(path: Path) -> dict[str, Any]:
     return {k: Path(v).name if k in ("output_dir", "logging_dir") and v else v for k, v in args.items()}
 
 
+def _without_times(report: bytes) -> bytes:
+    """report.md less its "Where the time went" section (wall seconds per part of the run)."""
+    return re.sub(rb"(## Where the time went\n).*?(?=\n## |\Z)", rb"\1<wall clock>\n", report, flags=re.S)
+
+
 def comparable(folder: Path, elsewhere: bool = False) -> dict[str, Any]:
     """Every file of a run folder by content, less the wall-clock fields (and, with `elsewhere`, less the
     folder's own path: a copy of a run resumed in another folder)."""
@@ -115,6 +121,8 @@ def comparable(folder: Path, elsewhere: bool = False) -> dict[str, Any]:
             for key in SESSION_FIELDS.get(path.name, []):
                 data.pop(key, None)
             out[str(path.relative_to(folder))] = data
+        elif path.name == "report.md":
+            out[str(path.relative_to(folder))] = _without_times(blob)
         elif blob[:4] == b"PK\x03\x04":
             out[str(path.relative_to(folder))] = _canonical_zip(blob)
         else:

@@ -42,6 +42,7 @@ from jobtitles.train.budget import Plan
 from jobtitles.train.part_times import PartTimes
 from jobtitles.train.plan_run import Schedule, announce, check_budget_settings, cv_sample, make_plan, saved_plan
 from jobtitles.train.progress import choose_mode
+from jobtitles.train.step_rule import capped_steps
 from jobtitles.train.tracking import check_mlflow_store
 from jobtitles.train.watch import RunWatch
 
@@ -112,7 +113,13 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
     project, cv_data, cv_ds = planned_cv(plan, project, data, ds, training.seed)
     folds = make_folds(cv_data.y, project.run.n_splits, project.run.cv_shuffle, training.seed)
     state.on_main_process(write_folds)(run_dir, folds, cv_data)
-    steps = model_steps_of(plan, project.run.n_splits)
+    steps = model_steps_of(plan, project.run.n_splits) or capped_steps(project, training,
+                                                                       [len(tr) for tr, _ in folds] + [len(data)])
+    if plan is None and any(s is not None for s in steps):
+        logger.info(f"step_growth {project.model.step_growth} from {project.model.step_growth_from:,} rows: "
+                    + ", ".join(f"{name} {s} optimizer steps" for name, s in
+                                zip([f"fold {k + 1}" for k in range(len(folds))] + ["final model"], steps)
+                                if s is not None))
     watch = RunWatch.create(training, [len(tr) for tr, _ in folds], len(data), project.model.min_train_steps,
                             project.run.progress, run_dir, state.is_main_process, steps, Schedule(plan, project))
     watch.tracking.start(tracked_settings(project, training), run_tags(run_dir, project))

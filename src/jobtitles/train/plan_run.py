@@ -17,7 +17,7 @@ from jobtitles.core.log import logger
 from jobtitles.train.budget import PLAN_FILE, Plan, Shape, Throughput, choose_plan, deadlines
 from jobtitles.train.project_args import ProjectArgs
 from jobtitles.train.run_folder import RUN_INFO
-from jobtitles.train.step_rule import model_steps
+from jobtitles.train.step_rule import steps_rule
 
 
 def check_budget_settings(project: ProjectArgs, training: TrainingArguments) -> None:
@@ -41,7 +41,7 @@ def make_plan(project: ProjectArgs, training: TrainingArguments, n_rows: int, th
               run_dir: Path) -> Plan:
     """The plan for what was measured, recorded in the run folder (plan.json, run_info.json)."""
     plan = choose_plan(project.run.budget_seconds(), shape_of(project, n_rows), throughput,
-                       lambda n: model_steps(training, n, project.model.min_train_steps))
+                       steps_rule(project, training))
     write_json(run_dir / PLAN_FILE, plan.to_json())
     write_json(run_dir / RUN_INFO, {**read_json(run_dir / RUN_INFO), "plan": plan.to_json()})
     return plan

@@ -100,6 +100,14 @@ class ModelArgs:
         default=200, metadata={"help": "At least this many optimizer steps per model: small data sets get more "
                                        "epochs than num_train_epochs (0: epochs as configured; max_steps wins)."}
     )
+    step_growth: Literal["sqrt", "linear"] = field(
+        default="sqrt", metadata={"help": "sqrt: above step_growth_from rows a model's optimizer steps grow with the "
+                                          "square root of its rows (fewer epochs on large sets, where 4 full epochs "
+                                          "buy no quality: docs/benchmarks.md); linear: num_train_epochs at any size."}
+    )
+    step_growth_from: int = field(
+        default=6000, metadata={"help": "Rows up to which a model trains num_train_epochs full epochs (step_growth)."}
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto", metadata={"help": "auto: bf16 autocast where the hardware computes bf16 natively (recent GPUs; "
                                           "CPUs with AVX512-BF16 or AMX), else fp32; fp32/bf16/fp16 force it."}
@@ -117,6 +125,8 @@ class ModelArgs:
             raise UserError(f"probe_c must be a number greater than 0, found {self.probe_c}")
         if self.max_length < 4:
             raise UserError(f"max_length must be at least 4 tokens, found {self.max_length}")
+        if self.step_growth_from < 1:
+            raise UserError(f"step_growth_from must be a positive number of rows, found {self.step_growth_from}")
         if self.min_train_steps < 0:
             raise UserError(f"min_train_steps must be 0 or more, found {self.min_train_steps}")
 

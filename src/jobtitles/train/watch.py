@@ -13,7 +13,7 @@ from transformers import TrainerCallback, TrainingArguments
 from jobtitles.train.deadline import Deadline
 from jobtitles.train.plan_run import Schedule
 from jobtitles.train.progress import RunProgress, choose_mode
-from jobtitles.train.step_rule import model_steps
+from jobtitles.train.step_rule import epoch_steps
 from jobtitles.train.tracking import Tracking
 
 
@@ -22,16 +22,18 @@ class RunWatch:
     progress: RunProgress
     tracking: Tracking
     folders: list[str]  # each model's TensorBoard folder
-    planned: list[int] | None = None  # each model's optimizer steps under a time budget's plan
+    planned: list[int | None] | None = None  # each model's optimizer steps (a plan's, or the growth rule's)
     schedule: Schedule | None = None  # each model's deadline under a time budget
 
     @classmethod
     def create(cls, training: TrainingArguments, train_sizes: list[int], n_rows: int, min_steps: int,
-               progress: str, run_dir: Path, main_process: bool, planned: list[int] | None = None,
+               progress: str, run_dir: Path, main_process: bool, planned: list[int | None] | None = None,
                schedule: Schedule | None = None) -> "RunWatch":
-        """`train_sizes`: each fold's training rows, in fold order; the final model trains on `n_rows`."""
+        """`train_sizes`: each fold's training rows, in fold order; the final model trains on `n_rows`.
+        `planned`: each model's steps, None where it trains the configured epochs."""
         sizes = [*train_sizes, n_rows]
-        steps = list(planned) if planned is not None else [model_steps(training, n, min_steps) for n in sizes]
+        planned = planned if planned is not None else [None] * len(sizes)
+        steps = [p if p is not None else epoch_steps(training, n, min_steps) for p, n in zip(planned, sizes)]
         n = len(train_sizes)
         names = [f"fold {k + 1} of {n}" for k in range(n)] + ["final model"]
         mode = choose_mode(progress) if main_process else "none"  # one display per run, not per process
@@ -40,7 +42,7 @@ class RunWatch:
                    planned, schedule or Schedule(None))
 
     def steps(self, index: int) -> int | None:
-        """The plan's optimizer steps for this model (None: the step rule's, through its epochs)."""
+        """This model's optimizer steps (None: the configured epochs)."""
         return None if self.planned is None else self.planned[index]
 
     @contextlib.contextmanager
