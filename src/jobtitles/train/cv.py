@@ -39,6 +39,7 @@ from jobtitles.core.tokenization import training_dataset
 from jobtitles.train.training import (FoldRun, Precision, check_max_length, cpu_threads, fresh_model, load_tokenizer,
                                 resolve_precision, run_args)
 from jobtitles.train.budget import Plan
+from jobtitles.train.gpu_settings import on_gpu
 from jobtitles.train.part_times import PartTimes
 from jobtitles.train.plan_run import Schedule, announce, check_budget_settings, cv_sample, make_plan, saved_plan
 from jobtitles.train.progress import choose_mode
@@ -58,6 +59,9 @@ def cross_validate(project: ProjectArgs, training: TrainingArguments, command: s
         state.on_main_process(check_output_dir)(run_dir)  # only the main process writes in the run folder
         check_max_length(project.model.model_name_or_path, project.model.max_length)
         precision = resolve_precision(project.model.precision)  # an impossible one stops here, before any data
+        project, training, gpu_line = on_gpu(project, training)
+        if gpu_line:
+            logger.info(gpu_line)
         check_budget_settings(project, training)
         if "mlflow" in training.report_to and state.is_main_process:
             check_mlflow_store()

@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase
 
 from jobtitles.core.errors import UserError
+from jobtitles.train.gpu_settings import pad_multiple
 from jobtitles.core.tokenization import dataset_length_order
 
 # Labels that no training row carries get a bias of logit(1e-4): predicted absent, as the data says.
@@ -52,7 +53,7 @@ def head_inputs(model: PreTrainedModel, ds: Dataset, tokenizer: PreTrainedTokeni
     hook = layer.register_forward_hook(lambda _m, args, _out: captured.append(args[0].detach().float().cpu()))
     was_training = model.training
     model.eval()
-    collator = DataCollatorWithPadding(tokenizer)
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple())
     inputs = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in ds.column_names]
     order = dataset_length_order(ds)
     try:

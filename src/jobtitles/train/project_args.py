@@ -108,6 +108,16 @@ class ModelArgs:
     step_growth_from: int = field(
         default=6000, metadata={"help": "Rows up to which a model trains num_train_epochs full epochs (step_growth)."}
     )
+    gpu_batch_size: int = field(
+        default=512, metadata={"help": "On a CUDA GPU the training batch grows to this (a multiple of "
+                                       "per_device_train_batch_size), the learning rate with gpu_lr_scaling and "
+                                       "min_train_steps shrinks alike: the same titles in fewer, larger steps "
+                                       "(0: the configured batch on a GPU too; a CPU run keeps it always)."}
+    )
+    gpu_lr_scaling: Literal["sqrt", "linear", "none"] = field(
+        default="sqrt", metadata={"help": "How the learning rate follows gpu_batch_size's growth k: x sqrt(k), x k, "
+                                          "or unchanged."}
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto", metadata={"help": "auto: bf16 autocast where the hardware computes bf16 natively (recent GPUs; "
                                           "CPUs with AVX512-BF16 or AMX), else fp32; fp32/bf16/fp16 force it."}
@@ -129,6 +139,9 @@ class ModelArgs:
             raise UserError(f"step_growth_from must be a positive number of rows, found {self.step_growth_from}")
         if self.min_train_steps < 0:
             raise UserError(f"min_train_steps must be 0 or more, found {self.min_train_steps}")
+        if self.gpu_batch_size < 0:
+            raise UserError(f"gpu_batch_size must be 0 (the configured batch) or a number of titles, found "
+                            f"{self.gpu_batch_size}")
 
 
 @dataclass

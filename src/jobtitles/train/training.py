@@ -30,6 +30,7 @@ from jobtitles.core.activations import IndexedGroups, scores_from_logits
 from jobtitles.core.cores import usable_cores
 from jobtitles.core.embedded import resolve_model_path
 from jobtitles.core.errors import UserError
+from jobtitles.train.gpu_settings import pad_multiple
 from jobtitles.train.head_init import linear_probe_init
 from jobtitles.core.log import logger
 from jobtitles.train.losses import group_softmax_loss, pos_weight, weighted_bce_loss
@@ -219,7 +220,7 @@ class FoldRun:
             model=model,
             args=args,
             train_dataset=train_ds,
-            data_collator=DataCollatorWithPadding(tokenizer),
+            data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple()),
             processing_class=tokenizer,
             compute_loss_func=loss,
         )
