@@ -58,6 +58,26 @@ def test_timeline_adds_every_part():
     assert total == pytest.approx(30 + 2 * 29.5 + budget.FINISH_SECONDS)
 
 
+def test_fixed_costs_are_paid_once_per_model_call_and_fit():
+    t = dataclasses.replace(T, head_seconds_per_model=2.0, score_seconds_per_call=1.0, baseline_seconds_per_fit=0.5)
+    small = Shape(1000, 2, train_metrics=True, baseline=True, final_model=True)
+    ends, total = timeline(t, small, 1000, 2, 100, 200)
+    fold = 2 + 1 + 25 + 3  # fixed + 500 rows x 2 ms head, 100 steps, the model's overhead
+    scoring = (1 + 0.5) + (1 + 0.5)  # the test rows, then the training rows
+    final_start = 30 + 2 * (fold + scoring) + 2 * (0.5 + 0.5)  # then the baseline on both folds
+    assert ends == pytest.approx([30 + fold, 30 + 2 * fold + scoring, final_start + 2 + 2 + 50 + 3])
+    assert total == pytest.approx(ends[-1] + (1 + 1) + (0.5 + 1) + budget.FINISH_SECONDS)
+
+
+@pytest.mark.parametrize("full,half,per_title,fixed", [
+    (9.0, 6.0, 0.003, 3.0),  # 2,000 rows 9 s, 1,000 rows 6 s: 3 ms a title and 3 s whatever the rows
+    (9.0, 9.5, 0.25 * 0.0045, 9.0 - 2000 * 0.25 * 0.0045),  # noise: the slope is kept at a quarter of the average
+    (9.0, 1.0, 0.0045, 0.0),  # never above the average: no negative fixed cost
+])
+def test_a_cost_measured_at_two_sizes_splits_into_fixed_and_per_title(full, half, per_title, fixed):
+    assert calibrate.per_title_and_fixed(full, half, 2000, 1000) == pytest.approx((per_title, fixed))
+
+
 def test_generous_budget_keeps_the_unbudgeted_run():
     plan = choose_plan(10 * 3600, SHAPE, T, steps_for)
     assert (plan.n_splits, plan.cv_rows, plan.step_fraction) == (5, 100_000, 1.0)

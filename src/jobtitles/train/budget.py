@@ -50,6 +50,20 @@ class Throughput:
     model_overhead_seconds: float  # per model, beyond its steps: building the Trainer, its first batches
     measured_steps: int
     spent_seconds: float  # what the run had spent when it planned: reading, tokenizing, this measurement
+    # The fixed part of each cost (calibrate.py measures at two sample sizes): a head, a scoring pass and a baseline
+    # fit cost this much whatever their rows; 0 in plans written before it was measured
+    head_seconds_per_model: float = 0.0
+    score_seconds_per_call: float = 0.0
+    baseline_seconds_per_fit: float = 0.0
+
+    def head(self, rows: float) -> float:
+        return self.head_seconds_per_model + rows * self.head_seconds_per_title
+
+    def score(self, rows: float) -> float:
+        return self.score_seconds_per_call + rows * self.score_seconds_per_title
+
+    def baseline(self, rows: float) -> float:
+        return self.baseline_seconds_per_fit + rows * self.baseline_seconds_per_title
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -114,15 +128,15 @@ def timeline(t: Throughput, shape: Shape, cv_rows: int, n_splits: int, fold_step
     test_rows = cv_rows / n_splits
     now, ends = t.spent_seconds, []
     for _ in range(n_splits):
-        now += train_rows * t.head_seconds_per_title + fold_steps * t.seconds_per_step + t.model_overhead_seconds
+        now += t.head(train_rows) + fold_steps * t.seconds_per_step + t.model_overhead_seconds
         ends.append(now)
-        now += (test_rows + (train_rows if shape.train_metrics else 0)) * t.score_seconds_per_title
+        now += t.score(test_rows) + (t.score(train_rows) if shape.train_metrics else 0)
     if shape.baseline:
-        now += n_splits * train_rows * t.baseline_seconds_per_title
+        now += n_splits * t.baseline(train_rows)
     if shape.final_model:
-        now += shape.n_rows * t.head_seconds_per_title + final_steps * t.seconds_per_step + t.model_overhead_seconds
+        now += t.head(shape.n_rows) + final_steps * t.seconds_per_step + t.model_overhead_seconds
         ends.append(now)
-        now += shape.n_rows * (t.score_seconds_per_title + (t.baseline_seconds_per_title if shape.baseline else 0))
+        now += t.score(shape.n_rows) + (t.baseline(shape.n_rows) if shape.baseline else 0)
     return ends, now + FINISH_SECONDS
 
 
@@ -175,9 +189,10 @@ def choose_plan(budget: float, shape: Shape, t: Throughput, steps_for: Callable[
 def plan_reasons(shape: Shape, t: Throughput, cv_rows: int, k: int, fraction: float,
                  steps_for: Callable[[int], int]) -> tuple[str, ...]:
     """Why the plan is what it is, one sentence per choice, with the measured figures."""
-    out = [f"measured {t.seconds_per_step:.3f} s per optimizer step over {t.measured_steps} steps, "
-           f"{t.head_seconds_per_title * 1000:.2f} ms per title for the head, {t.score_seconds_per_title * 1000:.2f} "
-           f"ms per title to score, {t.baseline_seconds_per_title * 1000:.2f} ms per title for the TF-IDF baseline"]
+    out = [f"measured {t.seconds_per_step:.3f} s per optimizer step over {t.measured_steps} steps; the head "
+           f"{t.head_seconds_per_model:.1f} s + {t.head_seconds_per_title * 1000:.2f} ms per title, scoring "
+           f"{t.score_seconds_per_call:.1f} s + {t.score_seconds_per_title * 1000:.2f} ms per title, the TF-IDF "
+           f"baseline {t.baseline_seconds_per_fit:.1f} s + {t.baseline_seconds_per_title * 1000:.2f} ms per title"]
     full = expected_seconds(t, shape, shape.n_rows, shape.n_splits, steps_for(fold_train_rows(shape.n_rows,
                                                                                               shape.n_splits)),
                             steps_for(shape.n_rows) if shape.final_model else 0)
