@@ -43,10 +43,11 @@ def _setup(csv: str, flags: list[str], tmp: str):
 
 
 def _scores(y, scores) -> dict:
-    from jobtitles.selection.decisions import decide
+    from jobtitles.core.decision_rule import DecisionRule
     from jobtitles.core.metrics import multilabel_metrics
 
-    m = multilabel_metrics(y, decide(scores, 0.5, True))
+    rule = DecisionRule.uniform([str(i) for i in range(scores.shape[1])], 0.5, at_least_one=True)
+    m = multilabel_metrics(y, rule.decide(scores))
     return {k: m[k] for k in METRICS}
 
 
