@@ -433,3 +433,50 @@ def test_random_head_end_to_end(tiny_csv, tiny_model_dir, tmp_path):
     assert "head initialised by random" in (out / "report.md").read_text()
     labels = TitleClassifier(out / "model").predict(["VP of Sales", "CEO"])
     assert all(labels) and all(set(ls) <= set(res["labels"]) for ls in labels)
+
+
+def test_a_copied_model_folder_exports_int8_and_checks_it_on_its_own_rows(run_dir, tmp_path, monkeypatch):
+    """parity_rows.csv travels with the folder (the run's training titles and labels, as in
+    oof_predictions.csv), so an export away from the run checks int8 against PyTorch by itself; a folder without
+    it, or with an oversized one, is one line naming the file and --titles."""
+    import shutil
+
+    from jobtitles.core.errors import UserError
+    from jobtitles.core.labels import split_labels
+    from jobtitles.core.spreadsheet import read_rows
+    from jobtitles.predict import export
+
+    model = tmp_path / "elsewhere" / "model"
+    shutil.copytree(run_dir / "model", model)
+    oof = read_rows(run_dir / "oof_predictions.csv", ("title", "gold"))
+    titles, gold = export.parity_rows(model, None)
+    assert (titles, gold) == ([r["title"] for r in oof], [split_labels(r["gold"]) for r in oof])
+    report = export.export_model(model, int8=True, say=lambda line: None)
+    assert [c.n for c in report.checks] == [len(oof), len(oof)] and report.checks[0].agreement == 1.0
+    record = read_json(model / "onnx" / "parity.json")
+    assert set(record["checks"]) == {"onnx", "onnx-int8"} and record["checks"]["onnx"]["n"] == len(oof)
+    monkeypatch.setattr(export, "MAX_PARITY_ROWS_BYTES", 100)
+    with pytest.raises(UserError, match=r"parity_rows\.csv: [\d,]+ bytes, expected at most 100; pass --titles"):
+        export.parity_rows(model, None)
+    (model / "parity_rows.csv").unlink()
+    with pytest.raises(UserError, match=r"parity_rows\.csv not found .*pass --titles"):
+        export.parity_rows(model, None)
+
+
+def test_parity_rows_are_a_seeded_sample_of_a_large_run(tmp_path, monkeypatch):
+    from jobtitles.core.data import LabeledData
+    from jobtitles.core.model_folder import PARITY_ROWS
+    from jobtitles.core.spreadsheet import read_rows
+    from jobtitles.train import model_save
+    import jobtitles.core.model_folder as model_folder
+
+    monkeypatch.setattr(model_folder, "MAX_PARITY_ROWS", 7)
+    titles = [f"=Title {i}" for i in range(20)]  # a formula-like title comes back as trained on
+    y = np.eye(2, dtype=np.float32)[[i % 2 for i in range(20)]]
+    data = LabeledData(titles, [], list(range(2, 22)), ["A", "B"], y)
+    assert model_save.write_parity_rows(tmp_path, data, seed=3) == 7
+    rows = read_rows(tmp_path / PARITY_ROWS, ("title", "gold"))
+    picked = [int(r["title"].split()[1]) for r in rows]
+    assert len(picked) == 7 and picked == sorted(set(picked)) and picked != list(range(7))
+    assert all(r["gold"] == "AB"[i % 2] for r, i in zip(rows, picked))
+    assert (tmp_path / PARITY_ROWS).read_text().splitlines()[1].startswith("'=Title")

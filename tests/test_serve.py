@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -569,16 +570,39 @@ def test_serve_py_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):
     assert "--max_titles: expected a positive number, found 0" in capsys.readouterr().err
 
 
-def test_first_use_export_without_cv_rows_serves_the_fp32_onnx(model_dir, tmp_path):
-    """A model folder copied away from its run has no oof_predictions.csv to check int8 against: the unchecked
-    int8 file is removed again (a later start must not pick it up) and the fp32 export is served."""
+def test_first_use_export_without_parity_rows_serves_the_fp32_onnx(model_dir, tmp_path, caplog):
+    """A folder from before parity_rows.csv, copied away from its run, has no rows to check int8 against: the
+    unchecked int8 file is removed again (a later start must not pick it up) and the fp32 export is served; the
+    files written into the folder are named in a warning first."""
     from jobtitles.serve.backend import choose_backend
 
     folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)
-    choice = choose_backend(folder, None)
+    (folder / "parity_rows.csv").unlink()
+    with caplog.at_level(logging.WARNING, logger="jobtitles.serve"):
+        choice = choose_backend(folder, None)
     assert choice.backend == "onnx" and "could not be checked" in choice.reason
     assert (folder / "onnx" / "model.onnx").is_file() and not (folder / "onnx" / "model_int8.onnx").exists()
+    assert any(r.levelno == logging.WARNING and "writing onnx/model.onnx, onnx/model_int8.onnx and "
+               f"onnx/parity.json into {folder}" in r.getMessage() for r in caplog.records)
+
+
+def test_an_int8_file_that_passed_no_parity_check_is_not_served_nor_replaced(model_dir, tmp_path):
+    """serve picks int8 by the same record as predict.py and Spark: a file without a passed check (or replaced
+    since it passed) is left as it is and PyTorch is served; a checked copy of the folder serves int8."""
+    from jobtitles.predict.export import export_model
+    from jobtitles.serve.backend import choose_backend
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    report = export_model(folder, int8=True, say=lambda line: None)  # the folder's own parity rows
+    choice = choose_backend(folder, None)
+    assert (choice.backend == "onnx-int8") == report.passed and report.checks[0].n > 0
+    int8 = folder / "onnx" / "model_int8.onnx"
+    int8.write_bytes(int8.read_bytes() + b"\0")  # replaced since its check
+    before = int8.read_bytes()
+    choice = choose_backend(folder, None)
+    assert choice.backend == "torch" and "no passed parity check" in choice.reason and int8.read_bytes() == before
 
 
 def test_threads_reach_the_model_and_bad_values_are_one_line(model_dir):

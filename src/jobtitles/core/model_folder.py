@@ -19,6 +19,11 @@ ONNX_FILES = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model_int8.onnx"}
 # when the file in the folder is the one that passed.
 PARITY_FILE = "onnx/parity.json"
 MAX_PARITY_BYTES = 1 << 20
+# Training titles with their labels, written by training into the model folder, so a copied folder exports its
+# int8 file and checks it against PyTorch by itself; kept out of Hub pushes (it is training data).
+PARITY_ROWS = "parity_rows.csv"
+MAX_PARITY_ROWS = 10_000  # enough to see a 0.5% disagreement (standard error 0.07%), quick to score 3 times
+MAX_PARITY_ROWS_BYTES = 32 << 20  # read from a folder that may come from someone else: bounded before reading
 # config.json: the labels a plain transformers pipeline answers differently for (scored outside the transformer)
 # and the out-of-fold agreement; read by the Hub push and serve's /info to say so.
 PIPELINE_GAP_KEY = "jobtitles_pipeline_gap"

@@ -14,6 +14,7 @@ page's "Download CSV" (serve/static/app.js holds the same pattern; a test keeps 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
@@ -61,6 +62,15 @@ def unescape_cell(cell: str) -> str:
     such result matches `'+\\s*<sign>`; a text that matches `'+\\s*<sign>` always got one. So removing one quote from
     exactly those cells inverts escape_cell for every string (a title `'=1` is written `''=1`, read back `'=1`)."""
     return cell[1:] if _QUOTED.match(cell) else cell
+
+
+def csv_text(header: list[str], rows) -> str:
+    """A CSV this project writes (semicolon, header, "\\n" lines); the caller escapes its text cells."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=";", lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def read_rows(path: Path, text_columns: tuple[str, ...]) -> list[dict[str, str]]:

@@ -2,13 +2,14 @@
 
     python -m jobtitles.export --model outputs/base/model --int8
 
-The parity check runs on the run's cross-validation rows (oof_predictions.csv beside the model folder, or
---titles FILE.csv with labels): label-set agreement with PyTorch and micro-F1 against the gold labels.
+The parity check runs on the training titles the folder carries (parity_rows.csv, so a copied folder checks
+itself), or --titles FILE.csv with labels: label-set agreement with PyTorch and micro-F1 against the gold labels.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import sys
 import warnings
@@ -21,7 +22,8 @@ import numpy as np
 from jobtitles.core.errors import UserError, cli_entry
 from jobtitles.core.io_utils import atomic_path, disk_errors, remove_temporaries, sha256_file, write_json
 from jobtitles.core.log import setup_logging
-from jobtitles.core.model_folder import ONNX_FILES, PARITY_FILE
+from jobtitles.core.model_folder import (MAX_PARITY_ROWS, MAX_PARITY_ROWS_BYTES, ONNX_FILES, PARITY_FILE,
+                                         PARITY_ROWS)
 from jobtitles.core.labels import split_labels
 
 OPSET = 17
@@ -96,6 +98,8 @@ def _write_onnx(model, sample, fp32: Path, int8_path: Path | None) -> None:
 
 
 def parity_rows(model_dir: Path, titles_file: Path | None) -> tuple[list[str], list[list[str]]]:
+    """The titles (with gold labels) the export is checked on: --titles, else the folder's own parity_rows.csv
+    (written by training), else the run's oof_predictions.csv beside a folder trained before it existed."""
     from jobtitles.core.data import load_titles
 
     if titles_file is not None:
@@ -103,12 +107,31 @@ def parity_rows(model_dir: Path, titles_file: Path | None) -> tuple[list[str], l
         if gold is None:
             raise UserError(f"{titles_file}: parity needs label columns ('Column 1', ...) beside the titles")
         return titles, gold
-    oof = model_dir.parent / "oof_predictions.csv"
-    if not oof.is_file():
-        raise UserError(f"{oof} not found; pass --titles FILE.csv (titles with labels) for the parity check")
+    for path in (model_dir / PARITY_ROWS, model_dir.parent / "oof_predictions.csv"):
+        if path.is_file():
+            return _read_parity_file(path)
+    raise UserError(f"{model_dir / PARITY_ROWS} not found (a model folder trained by an earlier version, away from "
+                    f"its run); pass --titles FILE.csv (titles with labels) for the parity check")
+
+
+def _read_parity_file(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Titles and gold label sets of parity_rows.csv or oof_predictions.csv (at most MAX_PARITY_ROWS: a seeded
+    sample of a larger run's rows)."""
     from jobtitles.core.spreadsheet import read_rows
 
-    rows = read_rows(oof, ("title", "gold"))  # the titles as trained on: "=1+1" is scored as "=1+1", not "'=1+1"
+    size = path.stat().st_size
+    if path.name == PARITY_ROWS and size > MAX_PARITY_ROWS_BYTES:  # a folder from someone else: bounded first
+        raise UserError(f"{path}: {size:,} bytes, expected at most {MAX_PARITY_ROWS_BYTES:,}; pass --titles "
+                        f"FILE.csv (titles with labels) for the parity check")
+    try:
+        rows = read_rows(path, ("title", "gold"))  # as trained on: "=1+1" is scored as "=1+1", not "'=1+1"
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{path}: not a CSV this project wrote ({err}); pass --titles FILE.csv") from None
+    if not rows or any(r.get("title") is None or r.get("gold") is None for r in rows):
+        raise UserError(f"{path}: expected a header 'title;gold' and at least one row; pass --titles FILE.csv")
+    if len(rows) > MAX_PARITY_ROWS:
+        keep = np.sort(np.random.default_rng(0).choice(len(rows), MAX_PARITY_ROWS, replace=False))
+        rows = [rows[i] for i in keep]
     return [r["title"] for r in rows], [split_labels(r["gold"]) for r in rows]
 
 

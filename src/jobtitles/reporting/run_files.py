@@ -3,8 +3,6 @@ cv_results.json and report.md once at the end."""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,23 +13,15 @@ from jobtitles.core.io_utils import write_json, write_text
 from jobtitles.core.labels import join_labels
 from jobtitles.reporting.report import console_table, render_report
 from jobtitles.selection.run_result import LabelIssuesSummary, RunResult
-from jobtitles.core.spreadsheet import escape_cell
+from jobtitles.core.spreadsheet import csv_text, escape_cell
 
 if TYPE_CHECKING:
     from jobtitles.reporting.label_issues import LabelIssues
 
 
-def _csv_text(header: list[str], rows) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=";", lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def write_dropped(run_dir: Path, data: LabeledData) -> None:
     rows = [(row, escape_cell(reason)) for row, reason in data.dropped]  # text cells spreadsheet-safe
-    write_text(run_dir / "dropped_rows.csv", _csv_text(["row", "reason"], rows))
+    write_text(run_dir / "dropped_rows.csv", csv_text(["row", "reason"], rows))
 
 
 def oof_rows(data: LabeledData, scores: np.ndarray, pred: np.ndarray):
@@ -50,7 +40,7 @@ def write_run_files(run_dir: Path, data: LabeledData, result: RunResult, issues:
     the finished result: oof_predictions.csv, cv_results.json (complete: a rerun changes nothing), report.md."""
     scores, pred = result.oof_scores, result.oof_predictions
     header = ["row", "title", "gold", "predicted", "correct", *[f"score:{lab}" for lab in data.labels]]
-    write_text(run_dir / "oof_predictions.csv", _csv_text(header, oof_rows(data, scores, pred)))
+    write_text(run_dir / "oof_predictions.csv", csv_text(header, oof_rows(data, scores, pred)))
     write_text(run_dir / "report.md", render_report(result, issues))
     # last: complete=true makes a rerun do nothing, so a run killed before this line must redo the files above
     write_json(run_dir / "cv_results.json", result.to_json())

@@ -1,6 +1,7 @@
-"""Which backend serves a model folder: the one asked for, or the fastest available (ONNX int8, exported into
-the folder on first use with the project's export function and its parity check; torch when that is not
-possible). Chosen once per server, by serve.py before uvicorn starts or by the app's lifespan."""
+"""Which backend serves a model folder: the one asked for, or the fastest that keeps the answers (the folder's
+ONNX int8 export when it passed its parity check and is still the file that did; exported into the folder on
+first use, with a warning naming the files, when there is none; torch otherwise). Chosen once per server, by
+serve.py before uvicorn starts or by the app's lifespan."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobtitles.core.errors import UserError, os_error_text
-from jobtitles.core.model_folder import ONNX_FILES
+from jobtitles.core.model_folder import ONNX_FILES, PARITY_FILE, passed_parity
 from jobtitles.predict.export import PARITY_FAILED
 
 logger = logging.getLogger("jobtitles.serve")
@@ -64,8 +65,12 @@ def choose_backend(model_dir: Path, requested: str | None) -> BackendChoice:
             if not passed and not (model_dir / ONNX_FILES[requested]).is_file():
                 raise UserError(f"ONNX export of {model_dir} failed ({why or PARITY_FAILED}); use --backend torch")
         return BackendChoice(requested, "asked for with --backend")
-    if (model_dir / ONNX_FILES["onnx-int8"]).is_file():
-        return BackendChoice("onnx-int8", f"found {ONNX_FILES['onnx-int8']}")
+    int8 = ONNX_FILES["onnx-int8"]
+    if passed_parity(model_dir, "onnx-int8"):
+        return BackendChoice("onnx-int8", f"{int8} passed its parity check against PyTorch")
+    if (model_dir / int8).is_file():  # not ours to replace: serve what is known to answer right
+        return BackendChoice("torch", f"{int8} has no passed parity check against PyTorch (or was replaced since); "
+                                      f"check it: python -m jobtitles.export --model <folder> --int8")
     if not _onnxruntime_installed():
         return BackendChoice("torch", "onnxruntime is not installed (pip install '.[onnx]' for the faster backend)")
     if not _writable(model_dir):
@@ -73,7 +78,9 @@ def choose_backend(model_dir: Path, requested: str | None) -> BackendChoice:
         logger.info("%s is read-only", model_dir)
         return BackendChoice("torch", "the model folder is read-only, so the ONNX int8 export cannot be written "
                                       "there; export it once with python -m jobtitles.export --model <folder> --int8")
-    logger.info("exporting %s to ONNX int8 (first use; checked against PyTorch on the run's CV rows)", model_dir)
+    logger.warning("writing %s, %s and %s into %s: ONNX int8 export on first use, checked against PyTorch on the "
+                   "folder's parity rows (--backend torch serves without writing)", ONNX_FILES["onnx"], int8,
+                   PARITY_FILE, model_dir)
     passed, why = _export_int8(model_dir)
     if passed:
         return BackendChoice("onnx-int8", "exported on first use; parity check passed")

@@ -23,7 +23,7 @@ from jobtitles.core.log import logger, warn
 from jobtitles.core.metrics import multilabel_metrics, per_label_metrics
 from jobtitles.core.model_folder import is_complete
 from jobtitles.core.training_schema import TrainingSchema
-from jobtitles.train.model_save import decision_config, write_card
+from jobtitles.train.model_save import decision_config, write_card, write_parity_rows
 from jobtitles.selection.run_result import FitCheck, RunResult
 from jobtitles.core.baseline_store import save_baseline
 from jobtitles.train.training import FoldRun, fresh_model, run_args
@@ -83,6 +83,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
                     if baseline is not None:
                         save_baseline(baseline, tmp)
                     write_card(tmp, result, project, training, data, run_dir)
+                    write_parity_rows(tmp, data, training.seed)
                     write_json(run_dir / FINAL_RECORD, final_record(result))  # before model/: complete ones have it
         except BaseException:  # no half-saved folder stays; an earlier model/ is untouched
             for partial in (tmp, run_dir / "final_trainer"):

@@ -8,6 +8,7 @@ from transformers import TrainingArguments
 
 from jobtitles.core.errors import UserError
 from jobtitles.core.log import logger, warn
+from jobtitles.core.model_folder import PARITY_ROWS
 
 
 def check_hub_settings(training: TrainingArguments) -> None:
@@ -34,6 +35,8 @@ def push(model_dir: Path, training: TrainingArguments) -> None:
     warn_pipeline_gap(model_dir)
     api = HfApi(token=training.hub_token)
     api.create_repo(training.hub_model_id, private=bool(training.hub_private_repo), exist_ok=True)
+    # the parity rows are training titles: a user's data stays off the Hub (export there with --titles)
+    logger.info(f"pushing {model_dir} without {PARITY_ROWS} (training titles)")
     api.upload_folder(repo_id=training.hub_model_id, folder_path=str(model_dir),
-                      commit_message="Upload multi-label job-title classifier")
+                      commit_message="Upload multi-label job-title classifier", ignore_patterns=[PARITY_ROWS])
     logger.info(f"pushed {model_dir} to https://huggingface.co/{training.hub_model_id}")

@@ -1,5 +1,6 @@
 """What training adds to a model folder besides the weights and tokenizer: the shipped decision rule and
-scoring in config.json, and the model card. The prediction side reads this format through model_folder.py."""
+scoring in config.json, the model card, and the rows the int8 export is checked on. The prediction side reads
+this format through model_folder.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from jobtitles.core.io_utils import write_text
 from jobtitles.core.log import warn
 
 
@@ -31,3 +35,21 @@ def write_card(model_dir: Path, result, project, training, data, run_dir: Path) 
         make_card(result, project, training, facts).save(model_dir / "README.md")
     except Exception as err:  # noqa: BLE001
         warn(f"model card not written ({type(err).__name__}: {err}); the model itself is saved")
+
+
+def write_parity_rows(model_dir: Path, data, seed: int) -> int:
+    """parity_rows.csv: the training titles (`data`: LabeledData) with their labels, at most MAX_PARITY_ROWS of
+    them (a seeded sample, in file order), for the export's parity check wherever the folder is copied.
+    Returns the number of rows written."""
+    from jobtitles.core.labels import join_labels
+    from jobtitles.core.model_folder import MAX_PARITY_ROWS, PARITY_ROWS
+    from jobtitles.core.spreadsheet import csv_text, escape_cell
+
+    n = len(data)
+    rows = np.arange(n) if n <= MAX_PARITY_ROWS else np.sort(
+        np.random.default_rng(seed).choice(n, MAX_PARITY_ROWS, replace=False))
+    # the labels as trained (the empty label included), like oof_predictions.csv
+    gold = (join_labels([data.labels[j] for j in np.flatnonzero(data.y[i])]) for i in rows)
+    cells = ([escape_cell(data.titles[i]), escape_cell(g)] for i, g in zip(rows, gold))
+    write_text(model_dir / PARITY_ROWS, csv_text(["title", "gold"], cells))
+    return len(rows)
