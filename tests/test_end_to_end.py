@@ -480,3 +480,30 @@ def test_parity_rows_are_a_seeded_sample_of_a_large_run(tmp_path, monkeypatch):
     assert len(picked) == 7 and picked == sorted(set(picked)) and picked != list(range(7))
     assert all(r["gold"] == "AB"[i % 2] for r, i in zip(rows, picked))
     assert (tmp_path / PARITY_ROWS).read_text().splitlines()[1].startswith("'=Title")
+
+
+def test_static_int8_scores_do_not_depend_on_batch_mates(run_dir, tmp_path):
+    """The default int8 export (static, calibrated on half the folder's parity rows) scores a title the same
+    alone and inside two different batches, so predict.py's chunks, Spark's partitions and serve's batches agree;
+    the dynamic export, on the same folder and titles, does not (which is what the test would see if the default
+    went back to it)."""
+    import shutil
+
+    from jobtitles.predict import export
+    from jobtitles.predict.inference import TitleClassifier
+
+    scores = {}
+    for static in (True, False):
+        model = tmp_path / str(static) / "model"
+        shutil.copytree(run_dir / "model", model)
+        report = export.export_model(model, int8=True, say=lambda line: None, static=static, fallback=False)
+        assert read_json(model / "onnx" / "parity.json")["int8_quantization"] == ("static" if static else "dynamic")
+        assert report.checks[1].held_out is not None if static else report.checks[1].held_out is None
+        titles = export.parity_rows(model, None)[0][:10]
+        clf = TitleClassifier(model, backend="onnx-int8", batch_size=4)
+        alone = np.vstack([clf.predict_scores([t]) for t in titles])
+        together = clf.predict_scores(titles)
+        mates = ["Chief Executive Officer, Founder and Chairman of the Board (EMEA, APAC)", "VP", "x"]
+        beside_others = clf.predict_scores(mates + titles)[len(mates):]
+        scores[static] = max(np.abs(alone - together).max(), np.abs(alone - beside_others).max())
+    assert scores[True] <= 1e-6 < scores[False], scores

@@ -1,4 +1,4 @@
-"""Export a trained model folder to ONNX (fp32, and dynamic int8 with --int8) and check parity with PyTorch.
+"""Export a trained model folder to ONNX (fp32, and static int8 with --int8) and check parity with PyTorch.
 
     python -m jobtitles.export --model outputs/base/model --int8
 
@@ -15,7 +15,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from jobtitles.core.labels import split_labels
 OPSET = 17
 MIN_AGREEMENT = 0.995
 MAX_F1_DROP = 0.005
+MAX_CALIBRATION = 2_000  # titles whose activation ranges static int8 takes (MinMax converges long before)
 PARITY_FAILED = "parity check failed; use --backend torch or the fp32 export"
 
 
@@ -49,7 +50,8 @@ class _Logits:
         return Wrapper()
 
 
-def export_onnx(model_dir: Path, int8: bool) -> list[Path]:
+def export_onnx(model_dir: Path, int8: bool, calibration: Sequence[dict] | None = None) -> list[Path]:
+    """onnx/model.onnx, and model_int8.onnx when `int8` (static with the `calibration` feeds, else dynamic)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from jobtitles.predict.inference import TitleClassifier
@@ -68,14 +70,14 @@ def export_onnx(model_dir: Path, int8: bool) -> list[Path]:
                        return_tensors="pt")
     fp32, int8_path = out_dir / "model.onnx", out_dir / "model_int8.onnx"
     try:
-        _write_onnx(model, sample, fp32, int8_path if int8 else None)
+        _write_onnx(model, sample, fp32, int8_path if int8 else None, calibration)
     except BaseException:
         remove_temporaries(out_dir)  # the quantizer's own `<input>-inferred` copy sits beside ours
         raise
     return [fp32, int8_path] if int8 else [fp32]
 
 
-def _write_onnx(model, sample, fp32: Path, int8_path: Path | None) -> None:
+def _write_onnx(model, sample, fp32: Path, int8_path: Path | None, calibration: Sequence[dict] | None) -> None:
     """Both files are written in full before either replaces the earlier export: a full disk or a kill leaves
     the earlier pair as it was, never a new fp32 beside an int8 of older weights."""
     import torch
@@ -94,7 +96,7 @@ def _write_onnx(model, sample, fp32: Path, int8_path: Path | None) -> None:
         if int8_path is not None:
             from jobtitles.predict.quantize import quantize
 
-            quantize(tmp, int8_path)  # from the new fp32 file, just before it replaces the old one
+            quantize(tmp, int8_path, calibration=calibration)  # from the new fp32 file, before it replaces the old
 
 
 def parity_rows(model_dir: Path, titles_file: Path | None) -> tuple[list[str], list[list[str]]]:
@@ -160,6 +162,10 @@ class Parity:
         int8 scales activations per batch, so a title's scores depend on its batch-mates."""
         return (self.predictions(backend) == self.reference).all(axis=1)
 
+    def odd_rows(self, backend: str) -> float:
+        """Agreement on the rows static int8 was not calibrated on (odd positions)."""
+        return float(np.mean(self.same_rows(backend)[1::2]))
+
     def compare(self, backend: str) -> dict[str, float]:
         from jobtitles.core.metrics import multilabel_metrics
 
@@ -178,7 +184,7 @@ class ParityCheck:
     agreement: float  # share of rows whose label set equals PyTorch's
     micro_f1_torch: float
     micro_f1_onnx: float
-    held_out: float | None = None  # agreement on the rows a fallback was not chosen on
+    held_out: float | None = None  # agreement on the odd rows: not calibrated on, nor a fallback chosen on
 
     @property
     def ok(self) -> bool:
@@ -187,7 +193,7 @@ class ParityCheck:
 
     def line(self) -> str:
         drop = self.micro_f1_torch - self.micro_f1_onnx
-        held = "" if self.held_out is None else f" ({self.held_out:.2%} on the half the fallback was not chosen on)"
+        held = "" if self.held_out is None else f" ({self.held_out:.2%} on the half not calibrated or chosen on)"
         return (f"parity {self.backend} vs torch on {self.n} titles: label sets agree on {self.agreement:.2%}{held} "
                 f"(need >= {MIN_AGREEMENT:.1%}); micro-F1 torch {self.micro_f1_torch:.4f}, {self.backend} "
                 f"{self.micro_f1_onnx:.4f} (drop {drop:+.4f}, allowed {MAX_F1_DROP}) -> {'OK' if self.ok else 'FAILED'}")
@@ -209,18 +215,29 @@ def _checked(check: Parity, backend: str, name: str | None = None, held_out: flo
     return ParityCheck(name or backend, len(check.titles), held_out=held_out, **check.compare(backend))
 
 
-def int8_with_fallback(model_dir: Path, check: Parity, say: Callable[[str], None]) -> ParityCheck:
+def calibration_feeds(model_dir: Path, titles: list[str]) -> list[dict]:
+    """Static int8's calibration: every other parity title (at most MAX_CALIBRATION), tokenized and padded in
+    batches as TitleClassifier runs them; the other half checks the result on titles it was not calibrated on."""
+    from jobtitles.predict.inference import TitleClassifier
+
+    clf = TitleClassifier(model_dir, backend="torch", batch_size=64)
+    return list(clf.model_feeds(titles[0::2][:MAX_CALIBRATION], ("input_ids", "attention_mask")))
+
+
+def int8_with_fallback(model_dir: Path, check: Parity, say: Callable[[str], None],
+                       calibration: Sequence[dict] | None = None) -> ParityCheck:
     from jobtitles.predict.quantize import accuracy_aware
 
     onnx_dir = model_dir / "onnx"
-    first = _checked(check, "onnx-int8")
+    first = _checked(check, "onnx-int8", held_out=check.odd_rows("onnx-int8") if calibration else None)
     say(first.line())
     if first.ok:
         return first
     say("int8: below target; keeping the most sensitive encoder layers in fp32 (chosen on even rows, "
         "checked on odd rows)")
     kept, steps = accuracy_aware(onnx_dir / "model.onnx", onnx_dir / "model_int8.onnx",
-                                 lambda: check.same_rows("onnx-int8"), MIN_AGREEMENT, min_fp32_groups=1)
+                                 lambda: check.same_rows("onnx-int8"), MIN_AGREEMENT, min_fp32_groups=1,
+                                 calibration=calibration)
     path = onnx_dir / "model_int8.onnx"
     say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {', '.join(kept)} in fp32)")
     final = _checked(check, "onnx-int8", f"onnx-int8 ({', '.join(kept)} fp32)", held_out=steps[-1][2])
@@ -229,35 +246,39 @@ def int8_with_fallback(model_dir: Path, check: Parity, say: Callable[[str], None
 
 
 def export_model(model_dir: Path, int8: bool, titles_file: Path | None = None, parity: bool = True,
-                 fallback: bool = True, say: Callable[[str], None] = print) -> ExportReport:
-    """Export (fp32, and int8 when asked), then check each file against PyTorch on the parity rows; `say`
-    gets every progress line (the CLI prints them, serve logs them). A UserError when the folder or the parity
-    rows are unusable; the report says whether the checks passed."""
-    written = tuple(export_onnx(model_dir, int8))
+                 fallback: bool = True, say: Callable[[str], None] = print, static: bool = True) -> ExportReport:
+    """Export (fp32, and int8 when asked: static, calibrated on half the parity rows, unless `static` is
+    false), then check each file against PyTorch on the parity rows; `say` gets every progress line (the CLI
+    prints them, serve logs them). A UserError when the folder or the parity rows are unusable; the report says
+    whether the checks passed."""
+    rows = parity_rows(model_dir, titles_file) if parity or (int8 and static) else None
+    calibration = calibration_feeds(model_dir, rows[0]) if int8 and static else None
+    written = tuple(export_onnx(model_dir, int8, calibration))
     for path in written:
         say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     if not parity:
         return ExportReport(written)
-    titles, gold = parity_rows(model_dir, titles_file)
-    check = Parity(model_dir, titles, gold)
+    check = Parity(model_dir, *rows)
     checks = [_checked(check, "onnx")]
     say(checks[0].line())
     if int8:
         if fallback:
-            checks.append(int8_with_fallback(model_dir, check, say))
+            checks.append(int8_with_fallback(model_dir, check, say, calibration))
         else:
-            checks.append(_checked(check, "onnx-int8"))
+            checks.append(_checked(check, "onnx-int8", held_out=check.odd_rows("onnx-int8") if static else None))
             say(checks[-1].line())
-    write_parity_record(model_dir, checks, int8)
+    write_parity_record(model_dir, checks, int8, "static" if static else "dynamic")
     return ExportReport(written, tuple(checks))
 
 
-def write_parity_record(model_dir: Path, checks: list[ParityCheck], int8: bool) -> None:
+def write_parity_record(model_dir: Path, checks: list[ParityCheck], int8: bool, quantization: str) -> None:
     """onnx/parity.json: each file's check and SHA-256, so predict.py and Spark pick a passed int8 export by
     default (model_folder.passed_parity) and a file replaced since is not trusted."""
     keys = ["onnx", "onnx-int8"][:len(checks)] if int8 else ["onnx"]
     record = {"checks": {key: {**dataclasses.asdict(c), "ok": c.ok} for key, c in zip(keys, checks)},
               "sha256": {ONNX_FILES[key]: sha256_file(model_dir / ONNX_FILES[key]) for key in keys}}
+    if int8:
+        record["int8_quantization"] = quantization
     write_json(model_dir / PARITY_FILE, record)
 
 
@@ -267,14 +288,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobtitles.export", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, type=Path)
     p.add_argument("--onnx", action="store_true", help="(default) write onnx/model.onnx")
-    p.add_argument("--int8", action="store_true", help="also write onnx/model_int8.onnx (dynamic quantization)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write onnx/model_int8.onnx (static: a title's scores do not depend on its batch)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="int8 with activation ranges per batch (a title's scores then depend on its batch-mates)")
     p.add_argument("--titles", type=Path, help="CSV with titles and labels for the parity check")
     p.add_argument("--no_parity", action="store_true")
     p.add_argument("--no_fallback", action="store_true",
                    help="int8 below the parity target: fail instead of keeping sensitive layers in fp32")
     args = p.parse_args(argv)
     report = export_model(args.model, args.int8, args.titles, parity=not args.no_parity,
-                          fallback=not args.no_fallback)
+                          fallback=not args.no_fallback, static=not args.dynamic)
     if not report.passed:
         print(f"error: {PARITY_FAILED}", file=sys.stderr)
         return 1

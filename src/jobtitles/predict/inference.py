@@ -218,6 +218,14 @@ class TitleClassifier:
             feats = [{k: enc[k][rows[i]] for k in keys} for i in idx]
             yield idx, self.tokenizer.pad(feats, return_tensors="np")
 
+    def model_feeds(self, titles: Sequence[str], names: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+        """The padded int64 batches the model is run on for `titles` (cleaned, cut to max_length, shortest
+        first), with the inputs `names` only: what static int8 export calibrates its activation ranges on."""
+        cleaned, _ = clean_titles(list(titles))
+        enc = self.tokenizer(cleaned, truncation=True, max_length=self.max_length)
+        for _, batch in self._batches(enc, np.arange(len(cleaned))):
+            yield {k: np.asarray(batch[k], dtype=np.int64) for k in names}
+
     def distinct_inputs(self, titles: list[str]) -> tuple[Distinct, Distinct, object]:
         """Rows grouped twice: by the exact (cleaned) title, then those titles by what the models see: the
         token ids (the tokenizer's own normalisation, e.g. lower case for an uncased vocabulary, and its
