@@ -49,7 +49,10 @@ def test_call_and_classify_give_labels_and_scores_together(clf):
     assert [list(p.scores) for p in preds] == [clf.labels] * len(TITLES)
     np.testing.assert_array_equal(np.array([list(p.scores.values()) for p in preds], dtype=np.float32), scores)
     one = clf("VP of Sales")
-    assert one == preds[0] and clf.classify("VP of Sales") == one
+    assert clf.classify("VP of Sales") == one
+    # alone it is not padded: fp32 kernels may round its scores differently in the last bits (AVX2 CPUs do)
+    assert (one.title, one.labels, one.truncated) == (preds[0].title, preds[0].labels, preds[0].truncated)
+    np.testing.assert_allclose(list(one.scores.values()), list(preds[0].scores.values()), rtol=0, atol=1e-6)
     cut = clf("Director " * 200)  # 1800 characters: the model reads a part (MAX_TITLE_CHARS, max_length)
     assert cut.truncated is True and one.truncated is False
     assert clf(["  ", ""])[0].labels == [] and clf([]) == []

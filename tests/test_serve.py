@@ -570,19 +570,22 @@ def test_serve_py_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):
     assert "--max_titles: expected a positive number, found 0" in capsys.readouterr().err
 
 
-def test_first_use_export_without_parity_rows_serves_the_fp32_onnx(model_dir, tmp_path, caplog):
-    """A folder from before parity_rows.csv, copied away from its run, has no rows to check int8 against: the
-    unchecked int8 file is removed again (a later start must not pick it up) and the fp32 export is served; the
-    files written into the folder are named in a warning first."""
+def test_first_use_export_without_parity_rows_serves_torch_and_writes_nothing(model_dir, tmp_path, caplog):
+    """A folder from before parity_rows.csv, copied away from its run, has no titles to calibrate static int8 on
+    nor to check it against: PyTorch is served with the reason, and nothing is written into the folder; the
+    files a first-use export would write are named in a warning first."""
     from jobtitles.serve.backend import choose_backend
 
     folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)
     (folder / "parity_rows.csv").unlink()
+    before = sorted(p.name for p in folder.iterdir())
     with caplog.at_level(logging.WARNING, logger="jobtitles.serve"):
         choice = choose_backend(folder, None)
-    assert choice.backend == "onnx" and "could not be checked" in choice.reason
-    assert (folder / "onnx" / "model.onnx").is_file() and not (folder / "onnx" / "model_int8.onnx").exists()
+    assert choice.backend == "torch" and choice.reason.startswith("int8 could not be exported (")
+    assert "parity_rows.csv not found" in choice.reason and "pass --titles" in choice.reason
+    assert sorted(p.name for p in folder.iterdir() if p.name != "onnx") == before
+    assert not list((folder / "onnx").glob("*.onnx")) if (folder / "onnx").exists() else True
     assert any(r.levelno == logging.WARNING and "writing onnx/model.onnx, onnx/model_int8.onnx and "
                f"onnx/parity.json into {folder}" in r.getMessage() for r in caplog.records)
 

@@ -110,17 +110,27 @@ def test_torch_labels_and_scores_equal_title_classifier(spark, split_model_dir):
     assert len({frozenset(s) for s in ref_sets}) >= 5  # several different label sets: a real comparison
 
 
-def test_onnx_int8_label_sets_agree(spark, tiny_run_dir, reference, tmp_path):
-    from jobtitles.predict.export import export_onnx
+def test_onnx_int8_answers_equal_title_classifier_s_in_other_batches(spark, tiny_run_dir, reference, tmp_path):
+    """The default (static) int8 export: Spark's partitions and a TitleClassifier batching differently give every
+    title the same scores and labels (dynamic int8 scaled activations per batch: 0.46% of label sets differed on
+    1,000,000 titles); and both agree with PyTorch on at least 99.5%."""
+    from jobtitles.predict.export import export_model
+    from jobtitles.predict.inference import TitleClassifier
     from jobtitles.predict.spark import title_labeler
 
     model_copy = tmp_path / "model"
     shutil.copytree(tiny_run_dir / "model", model_copy)
-    export_onnx(model_copy, int8=True)
+    export_model(model_copy, int8=True, parity=False, say=lambda line: None)
     titles = titles_300()
     got = label_df(spark, titles, title_labeler(model_copy, backend="onnx-int8", ship=True, spark=spark))
-    ref_sets = reference.predict(titles)
-    agree = np.mean([set(got[i]["labels"]) == set(ref_sets[i]) for i in range(len(titles))])
+    local = TitleClassifier(model_copy, backend="onnx-int8", batch_size=7)  # other batch-mates than Spark's
+    scores = local.predict_scores(titles[::-1])[::-1]
+    labels = list(local.labels)
+    sets = [{labels[j] for j in np.flatnonzero(row)} for row in local.decide(scores)]
+    assert [set(got[i]["labels"]) for i in range(len(titles))] == sets
+    spark_scores = np.array([[got[i]["scores"][lab] for lab in labels] for i in range(len(titles))])
+    assert np.abs(spark_scores - scores).max() <= 1e-6
+    agree = np.mean([set(got[i]["labels"]) == set(ref) for i, ref in enumerate(reference.predict(titles))])
     assert agree >= 0.995, agree
 
 
