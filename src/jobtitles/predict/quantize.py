@@ -17,10 +17,11 @@ whole layers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def quantize(fp32: Path, out: Path, exclude: list[str] | None = None,
 
     from jobtitles.core.io_utils import atomic_path
 
-    with atomic_path(out) as tmp:  # `out` is the earlier file or the complete new one, never half of one
+    with atomic_path(out) as tmp, _quiet_root_logger():  # `out`: the earlier file or the new one, never half
         if calibration is not None:
             _quantize_static(fp32, tmp, list(exclude or []), calibration)
         else:
@@ -62,6 +63,19 @@ def quantize(fp32: Path, out: Path, exclude: list[str] | None = None,
             quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                              nodes_to_exclude=list(exclude or []))
     return out
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """The quantizers warn on the root logger about a pre-processing step (shape inference, graph optimisation)
+    that this encoder's export does not need; the user would read it as something to do."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _quantize_static(fp32: Path, out: Path, exclude: list[str], calibration: Sequence[dict]) -> None:
@@ -78,16 +92,10 @@ def _quantize_static(fp32: Path, out: Path, exclude: list[str], calibration: Seq
     # only the linear layers' inputs: the attention products (two activations) keep fp32, which keeps every
     # quantized input a per-token tensor, so a title's scores cannot depend on another title
     nodes = [n for group in node_groups(fp32, STATIC_OPS).values() for n in group if n not in set(exclude)]
-    root = logging.getLogger()  # the quantizer warns on the root logger about a pre-processing step it does not need
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        quantize_static(str(fp32), str(out), Feeds(), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=list(STATIC_OPS), nodes_to_quantize=nodes, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
-    finally:
-        root.setLevel(level)
+    quantize_static(str(fp32), str(out), Feeds(), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=list(STATIC_OPS), nodes_to_quantize=nodes, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
 
 
 def accuracy_aware(fp32: Path, out: Path, same_rows: Callable[[], np.ndarray], target: float,
