@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from jobtitles.core.decision_rule import THRESHOLDS_KEY
 from jobtitles.core.errors import UserError
 
@@ -24,6 +26,15 @@ MAX_PARITY_BYTES = 1 << 20
 PARITY_ROWS = "parity_rows.csv"
 MAX_PARITY_ROWS = 10_000  # enough to see a 0.5% disagreement (standard error 0.07%), quick to score 3 times
 MAX_PARITY_ROWS_BYTES = 32 << 20  # read from a folder that may come from someone else: bounded before reading
+
+
+def parity_sample(n: int, seed: int) -> np.ndarray:
+    """Which of `n` rows are parity rows: all of them up to MAX_PARITY_ROWS, else a seeded sample in row order."""
+    if n <= MAX_PARITY_ROWS:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, MAX_PARITY_ROWS, replace=False))
+
+
 # config.json: the labels a plain transformers pipeline answers differently for (scored outside the transformer)
 # and the out-of-fold agreement; read by the Hub push and serve's /info to say so.
 PIPELINE_GAP_KEY = "jobtitles_pipeline_gap"

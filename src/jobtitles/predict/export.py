@@ -22,8 +22,7 @@ import numpy as np
 from jobtitles.core.errors import UserError, cli_entry
 from jobtitles.core.io_utils import atomic_path, disk_errors, remove_temporaries, sha256_file, write_json
 from jobtitles.core.log import setup_logging
-from jobtitles.core.model_folder import (MAX_PARITY_ROWS, MAX_PARITY_ROWS_BYTES, ONNX_FILES, PARITY_FILE,
-                                         PARITY_ROWS)
+from jobtitles.core.model_folder import MAX_PARITY_ROWS_BYTES, ONNX_FILES, PARITY_FILE, PARITY_ROWS, parity_sample
 from jobtitles.core.labels import split_labels
 
 OPSET = 17
@@ -131,9 +130,7 @@ def _read_parity_file(path: Path) -> tuple[list[str], list[list[str]]]:
         raise UserError(f"{path}: not a CSV this project wrote ({err}); pass --titles FILE.csv") from None
     if not rows or any(r.get("title") is None or r.get("gold") is None for r in rows):
         raise UserError(f"{path}: expected a header 'title;gold' and at least one row; pass --titles FILE.csv")
-    if len(rows) > MAX_PARITY_ROWS:
-        keep = np.sort(np.random.default_rng(0).choice(len(rows), MAX_PARITY_ROWS, replace=False))
-        rows = [rows[i] for i in keep]
+    rows = [rows[i] for i in parity_sample(len(rows), seed=0)]
     return [r["title"] for r in rows], [split_labels(r["gold"]) for r in rows]
 
 
@@ -162,15 +159,14 @@ class Parity:
         int8 scales activations per batch, so a title's scores depend on its batch-mates."""
         return (self.predictions(backend) == self.reference).all(axis=1)
 
-    def odd_rows(self, backend: str) -> float:
-        """Agreement on the rows static int8 was not calibrated on (odd positions)."""
-        return float(np.mean(self.same_rows(backend)[1::2]))
-
-    def compare(self, backend: str) -> dict[str, float]:
+    def compare(self, backend: str, held_out: bool = False) -> dict[str, float | None]:
+        """Agreement and micro-F1 from one prediction pass; with `held_out`, also the agreement on the odd rows
+        (neither calibrated on nor a fallback chosen on)."""
         from jobtitles.core.metrics import multilabel_metrics
 
         pred = self.predictions(backend)
-        return {"agreement": float(np.mean((pred == self.reference).all(axis=1))),
+        same = (pred == self.reference).all(axis=1)
+        return {"agreement": float(np.mean(same)), "held_out": float(np.mean(same[1::2])) if held_out else None,
                 "micro_f1_torch": multilabel_metrics(self.y, self.reference)["micro_f1"],
                 "micro_f1_onnx": multilabel_metrics(self.y, pred)["micro_f1"]}
 
@@ -211,8 +207,8 @@ class ExportReport:
         return all(c.ok for c in self.checks)
 
 
-def _checked(check: Parity, backend: str, name: str | None = None, held_out: float | None = None) -> ParityCheck:
-    return ParityCheck(name or backend, len(check.titles), held_out=held_out, **check.compare(backend))
+def _checked(check: Parity, backend: str, name: str | None = None, held_out: bool = False) -> ParityCheck:
+    return ParityCheck(name or backend, len(check.titles), **check.compare(backend, held_out))
 
 
 def calibration_feeds(model_dir: Path, titles: list[str]) -> list[dict]:
@@ -229,7 +225,7 @@ def int8_with_fallback(model_dir: Path, check: Parity, say: Callable[[str], None
     from jobtitles.predict.quantize import accuracy_aware
 
     onnx_dir = model_dir / "onnx"
-    first = _checked(check, "onnx-int8", held_out=check.odd_rows("onnx-int8") if calibration else None)
+    first = _checked(check, "onnx-int8", held_out=calibration is not None)
     say(first.line())
     if first.ok:
         return first
@@ -240,7 +236,7 @@ def int8_with_fallback(model_dir: Path, check: Parity, say: Callable[[str], None
                                  calibration=calibration)
     path = onnx_dir / "model_int8.onnx"
     say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {', '.join(kept)} in fp32)")
-    final = _checked(check, "onnx-int8", f"onnx-int8 ({', '.join(kept)} fp32)", held_out=steps[-1][2])
+    final = _checked(check, "onnx-int8", f"onnx-int8 ({', '.join(kept)} fp32)", held_out=True)
     say(final.line())
     return final
 
@@ -265,7 +261,7 @@ def export_model(model_dir: Path, int8: bool, titles_file: Path | None = None, p
         if fallback:
             checks.append(int8_with_fallback(model_dir, check, say, calibration))
         else:
-            checks.append(_checked(check, "onnx-int8", held_out=check.odd_rows("onnx-int8") if static else None))
+            checks.append(_checked(check, "onnx-int8", held_out=static))
             say(checks[-1].line())
     write_parity_record(model_dir, checks, int8, "static" if static else "dynamic")
     return ExportReport(written, tuple(checks))

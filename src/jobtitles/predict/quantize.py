@@ -91,7 +91,8 @@ def _quantize_static(fp32: Path, out: Path, exclude: list[str], calibration: Seq
 
     # only the linear layers' inputs: the attention products (two activations) keep fp32, which keeps every
     # quantized input a per-token tensor, so a title's scores cannot depend on another title
-    nodes = [n for group in node_groups(fp32, STATIC_OPS).values() for n in group if n not in set(exclude)]
+    left_out = set(exclude)
+    nodes = [n for group in node_groups(fp32, STATIC_OPS).values() for n in group if n not in left_out]
     quantize_static(str(fp32), str(out), Feeds(), quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=list(STATIC_OPS), nodes_to_quantize=nodes, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

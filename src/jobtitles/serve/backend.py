@@ -91,4 +91,4 @@ def choose_backend(model_dir: Path, requested: str | None) -> BackendChoice:
         return BackendChoice("onnx", f"int8 could not be checked ({why}); serving the fp32 ONNX export")
     if why is not None:  # e.g. no titles to calibrate and check on: nothing was written
         return BackendChoice("torch", f"int8 could not be exported ({why}); serving PyTorch")
-    return BackendChoice("torch", f"int8 export failed its parity check ({why or PARITY_FAILED}); serving PyTorch")
+    return BackendChoice("torch", f"int8 export failed its parity check ({PARITY_FAILED}); serving PyTorch")

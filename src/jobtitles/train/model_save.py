@@ -42,12 +42,10 @@ def write_parity_rows(model_dir: Path, data, seed: int) -> int:
     them (a seeded sample, in file order), for the export's parity check wherever the folder is copied.
     Returns the number of rows written."""
     from jobtitles.core.labels import join_labels
-    from jobtitles.core.model_folder import MAX_PARITY_ROWS, PARITY_ROWS
+    from jobtitles.core.model_folder import PARITY_ROWS, parity_sample
     from jobtitles.core.spreadsheet import csv_text, escape_cell
 
-    n = len(data)
-    rows = np.arange(n) if n <= MAX_PARITY_ROWS else np.sort(
-        np.random.default_rng(seed).choice(n, MAX_PARITY_ROWS, replace=False))
+    rows = parity_sample(len(data), seed)
     # the labels as trained (the empty label included), like oof_predictions.csv
     gold = (join_labels([data.labels[j] for j in np.flatnonzero(data.y[i])]) for i in rows)
     cells = ([escape_cell(data.titles[i]), escape_cell(g)] for i, g in zip(rows, gold))
