@@ -160,16 +160,9 @@ def test_fit_check_flags_a_model_that_fits_its_rows_worse_than_cv(run_dir, caplo
                      label_groups_used=False, summary={"model": {"micro_f1": {"mean": 0.9, "std": 0.01}}},
                      decision=replace(real.decision, exclusive_label=None, at_least_one=True))
 
-    class Scored:  # stands in for a trained FoldRun: only its scores matter here
-        def __init__(self, scores):
-            self._scores = scores
-
-        def scores(self, ds):
-            return self._scores
-
-    good = fit_check(Scored(y * 0.9 + 0.05), None, data, result)
+    good = fit_check(y * 0.9 + 0.05, data, result)
     assert good.ok and good.train_rows["micro_f1"] == 1.0
-    bad = fit_check(Scored(np.tile([0.6, 0.4], (4, 1))), None, data, result)  # always "A"
+    bad = fit_check(np.tile([0.6, 0.4], (4, 1)), data, result)  # always "A"
     assert not bad.ok and bad.train_rows["micro_f1"] == 0.5
     assert abs(bad.expected_min_micro_f1 - 0.88) < 1e-9
     assert "rerun with another seed" in caplog.text

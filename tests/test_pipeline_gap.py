@@ -31,7 +31,47 @@ def test_agreement_is_the_shipped_rule_on_both_score_sets(result):
     r = dataclasses.replace(result, oof_scores=shipped, thresholds={lab: 0.5 for lab in result.labels})
     gap = pipeline_gap(r, transformer)
     assert gap.agreement == pytest.approx(4 / 6) and gap.n_rows == 6 and gap.sources == result.shipped_sources()
+    first, second = result.labels[:2]
+    # the first label: 6 rows from the shipped scores, 4 of them from the transformer alone; the second: 2 rows
+    # from the transformer, none from the shipped scores; the others: given to no row by either
+    assert gap.label_jaccard == {lab: (4 / 6 if lab == first else 0.0 if lab == second else 1.0)
+                                 for lab in result.labels}
     assert pipeline_gap(dataclasses.replace(r, score_sources=None), transformer) is None
+    from jobtitles.train.final import training_gap
+
+    trained = training_gap(dataclasses.replace(r, pipeline_gap=gap), shipped, shipped)
+    assert trained.train_agreement == 1.0 and set(trained.train_label_jaccard.values()) == {1.0}
+    assert (trained.agreement, trained.label_jaccard) == (gap.agreement, gap.label_jaccard)  # out-of-fold kept
+    assert training_gap(dataclasses.replace(r, pipeline_gap=None), transformer, shipped) is None
+
+
+def test_training_agreement_is_pipeline_against_title_classifier(tiny_run_dir, result):
+    """The run's figure on the final model's training titles is what a plain pipeline user and TitleClassifier
+    get from the saved folder, title by title (the shipped rule applied to the pipeline's scores)."""
+    import csv
+
+    from transformers import pipeline
+
+    from jobtitles import TitleClassifier
+    from jobtitles.core.metrics import label_agreement
+
+    model_dir = tiny_run_dir / "model"
+    with (model_dir / "parity_rows.csv").open(encoding="utf-8", newline="") as f:
+        titles = [row["title"] for row in csv.DictReader(f, delimiter=";")]
+    assert len(titles) == result.n_rows  # the tiny run's training titles, every one
+    clf = TitleClassifier(model_dir, backend="torch")
+    shipped = clf.decide(clf.predict_scores(titles))
+    pipe = pipeline("text-classification", model=str(model_dir), top_k=None, device="cpu")
+    col = {lab: j for j, lab in enumerate(result.labels)}
+    plain = np.zeros_like(shipped, dtype=np.float64)
+    for i, answer in enumerate(pipe(titles, batch_size=64, truncation=True)):
+        for item in answer:
+            plain[i, col[item["label"]]] = item["score"]
+    same, jaccard = label_agreement(clf.decide(plain), shipped, result.labels)
+    gap = result.pipeline_gap
+    assert gap.train_agreement == pytest.approx(same, abs=1e-9)
+    assert gap.train_label_jaccard == pytest.approx(jaccard, abs=1e-9)
+    assert f"and on {same:.1%} of the final model's training titles" in gap.line()
 
 
 def test_the_run_says_it_everywhere(tiny_run_dir, result, capsys):
@@ -41,9 +81,11 @@ def test_the_run_says_it_everywhere(tiny_run_dir, result, capsys):
     assert 0.0 <= gap.agreement <= 1.0
     line = gap.line()
     named = ", ".join(f"{lab} ({src})" for lab, src in gap.sources.items())
+    lowest = ", ".join(f"{lab} {min(gap.label_jaccard[lab], gap.train_label_jaccard[lab]):.2f}" for lab in gap.sources)
     assert line == (f"a plain transformers pipeline answers differently for {named}: those labels are scored "
                     f"outside the transformer; label sets agree on {gap.agreement:.1%} of the {gap.n_rows} "
-                    "out-of-fold titles")
+                    f"out-of-fold titles and on {gap.train_agreement:.1%} of the final model's training titles; "
+                    f"per label, the titles both give it (Jaccard, the lower of out-of-fold and training): {lowest}")
     cfg = json.loads((tiny_run_dir / "model" / "config.json").read_text())
     assert cfg["jobtitles_pipeline_gap"] == dataclasses.asdict(gap)
     card = (tiny_run_dir / "model" / "README.md").read_text()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, hamming_loss, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, f1_score, hamming_loss, jaccard_score, precision_recall_fscore_support
 
 METRICS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
 
@@ -41,3 +41,12 @@ def mean_std(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return {k: {"mean": float(np.mean([m[k] for m in per_fold])),
                 "std": float(np.std([m[k] for m in per_fold], ddof=1)) if len(per_fold) > 1 else 0.0}
             for k in keys}
+
+
+def label_agreement(a: np.ndarray, b: np.ndarray, labels: list[str]) -> tuple[float, dict[str, float]]:
+    """Two models' label sets on the same rows: the share of rows with the same set, and per label the Jaccard
+    index of the rows each gives it (1.0 where neither gives it to any row)."""
+    a, b = np.asarray(a, dtype=int), np.asarray(b, dtype=int)
+    same = float((a == b).all(axis=1).mean()) if len(a) else 1.0
+    jaccard = jaccard_score(a, b, average=None, zero_division=1.0) if len(a) else np.ones(len(labels))
+    return same, {lab: float(v) for lab, v in zip(labels, jaccard)}

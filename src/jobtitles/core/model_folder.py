@@ -182,5 +182,24 @@ def pipeline_gap_line(cfg: dict[str, Any]) -> str | None:
         agreement, rows = float(gap["agreement"]), int(gap["n_rows"])
     except (TypeError, KeyError, ValueError, AttributeError):
         return None
-    return (f"a plain transformers pipeline answers differently for {named}: those labels are scored outside the "
+    line = (f"a plain transformers pipeline answers differently for {named}: those labels are scored outside the "
             f"transformer; label sets agree on {agreement:.1%} of the {rows} out-of-fold titles")
+    try:
+        if gap.get("train_agreement") is not None:
+            line += f" and on {float(gap['train_agreement']):.1%} of the final model's training titles"
+        per_label = _gap_jaccard(gap)
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return line
+    return line + (f"; per label, the titles both give it (Jaccard, the lower of out-of-fold and training): "
+                   f"{per_label}" if per_label else "")
+
+
+def _gap_jaccard(gap: dict[str, Any]) -> str:
+    """'label 0.00, ...' for the labels off the transformer (empty for records without per-label figures)."""
+    out = []
+    for lab in list(gap["sources"])[:50]:
+        values = [float(gap[key][lab]) for key in ("label_jaccard", "train_label_jaccard")
+                  if isinstance(gap.get(key), dict) and lab in gap[key]]
+        if values:
+            out.append(f"{str(lab)[:80]} {min(values):.2f}")
+    return ", ".join(out)

@@ -19,7 +19,7 @@ from jobtitles.core.decision_rule import DecisionRule
 from jobtitles.selection.decisions import RuleChoice, candidate_rules, choose_rule, decide_per_fold, fold_metrics
 from jobtitles.train.folds import missing_labels
 from jobtitles.core.label_groups import softmax_groups
-from jobtitles.core.metrics import mean_std, per_label_metrics
+from jobtitles.core.metrics import label_agreement, mean_std, per_label_metrics
 from jobtitles.selection.run_result import (DecisionSettings, FoldRecord, OofRows, PipelineGap, RuleSummary, RunResult,
                                            SourcesSummary, Timing)
 from jobtitles.selection.score_sources import SourceChoice, choose_sources
@@ -121,8 +121,8 @@ def pipeline_gap(result: RunResult, transformer: np.ndarray) -> PipelineGap | No
     if not sources or result.oof_scores is None:
         return None
     rule = result.shipped_rule()
-    same = (rule.decide(transformer) == rule.decide(result.oof_scores)).all(axis=1)
-    return PipelineGap(dict(sources), float(same.mean()), int(len(same)))
+    same, jaccard = label_agreement(rule.decide(transformer), rule.decide(result.oof_scores), result.labels)
+    return PipelineGap(dict(sources), same, len(transformer), jaccard)
 
 
 def fold_records(folds: Folds, outputs: list[FoldOutput], variants: dict[str, np.ndarray], rule: RuleChoice,

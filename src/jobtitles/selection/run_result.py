@@ -139,6 +139,11 @@ class PipelineGap:
     sources: dict[str, str]  # label -> baseline | blend
     agreement: float  # share of rows with the same label set
     n_rows: int
+    # per label: Jaccard index of the out-of-fold titles the two give it (empty in records of older versions)
+    label_jaccard: dict[str, float] = field(default_factory=dict)
+    # the same two figures on the final model's own training titles (None until the final model is trained)
+    train_agreement: float | None = None
+    train_label_jaccard: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         from jobtitles.core.model_folder import PIPELINE_GAP_KEY, pipeline_gap_line

@@ -297,7 +297,8 @@ def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data:
     head_seconds = time.perf_counter() - t0
     with watch.model(k) as callbacks:
         fold = FoldRun(model, args, train_ds, tokenizer, data.y[train], project.model.pos_weight,
-                       softmax_groups(project.model.group_loss, data.groups, data.labels), callbacks)
+                       softmax_groups(project.model.group_loss, data.groups, data.labels), callbacks,
+                       project.model.repeat_factor_threshold)
         fold.train()
     t0 = time.perf_counter()
     test_scores = fold.scores(ds.select(test))

@@ -20,11 +20,11 @@ from jobtitles.train.part_times import PartTimes
 from jobtitles.core.io_utils import disk_errors, read_json, replace_dir, write_json
 from jobtitles.core.label_groups import softmax_groups
 from jobtitles.core.log import logger, warn
-from jobtitles.core.metrics import multilabel_metrics, per_label_metrics
+from jobtitles.core.metrics import label_agreement, multilabel_metrics, per_label_metrics
 from jobtitles.core.model_folder import is_complete
 from jobtitles.core.training_schema import TrainingSchema
 from jobtitles.train.model_save import decision_config, write_card, write_parity_rows
-from jobtitles.selection.run_result import FitCheck, RunResult
+from jobtitles.selection.run_result import FitCheck, PipelineGap, RunResult
 from jobtitles.core.baseline_store import save_baseline
 from jobtitles.train.training import FoldRun, fresh_model, run_args
 from jobtitles.train.watch import RunWatch
@@ -56,15 +56,19 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         trained_softmax = softmax_groups(project.model.group_loss, data.groups, data.labels)
         with watch.model(index) as callbacks:
             final = FoldRun(model, args, ds, tokenizer, data.y, project.model.pos_weight, trained_softmax,
-                            callbacks)
+                            callbacks, project.model.repeat_factor_threshold)
             final.train()
         parts.add("final_train", final.train_seconds)
         with parts("final_baseline"):
             baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
         with parts("final_fit_check"):
-            check = fit_check(final, ds, data, result, baseline)
+            transformer = final.scores(ds)
+            shipped = transformer if baseline is None else result.shipped_scoring().combine(
+                transformer, baseline.predict_proba(np.asarray(data.titles, dtype=object)))
+            check = fit_check(shipped, data, result)
         result = dataclasses.replace(
             result, final_fit_check=check, final_loss_history=final.loss_history(), final_steps=final.steps,
+            pipeline_gap=training_gap(result, transformer, shipped),
             timing=dataclasses.replace(result.timing, final_train_seconds=final.train_seconds))
         model.config.update(decision_config(result))
         # the training file's layout: rows suggested or labelled later are written to append to that file
@@ -101,6 +105,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
 
 def final_record(result: RunResult) -> dict:
     return {"final_fit_check": dataclasses.asdict(result.final_fit_check),
+            "pipeline_gap": dataclasses.asdict(result.pipeline_gap) if result.pipeline_gap else None,
             "final_loss_history": result.final_loss_history,
             "final_train_seconds": result.timing.final_train_seconds, "final_steps": result.final_steps}
 
@@ -111,20 +116,28 @@ def with_final_record(result: RunResult, run_dir: Path) -> RunResult:
     if not path.is_file():
         return result
     record = read_json(path)
-    return dataclasses.replace(result, final_fit_check=FitCheck(**record["final_fit_check"]),
+    gap = PipelineGap(**record["pipeline_gap"]) if record.get("pipeline_gap") else result.pipeline_gap
+    return dataclasses.replace(result, final_fit_check=FitCheck(**record["final_fit_check"]), pipeline_gap=gap,
                                final_loss_history=record["final_loss_history"], final_steps=record.get("final_steps"),
                                timing=dataclasses.replace(result.timing,
                                                           final_train_seconds=record["final_train_seconds"]))
 
 
-def fit_check(final: FoldRun, ds, data: LabeledData, result: RunResult, baseline=None) -> FitCheck:
-    """Score the final model on its own training rows with the saved decision rule.
+def training_gap(result: RunResult, transformer: np.ndarray, shipped: np.ndarray) -> PipelineGap | None:
+    """The run's pipeline gap with the final model's own figures: on its training titles, how often the shipped
+    rule gives the same label set from the transformer's scores alone as from the shipped scores."""
+    if result.pipeline_gap is None:
+        return None
+    rule = result.shipped_rule()
+    same, jaccard = label_agreement(rule.decide(transformer), rule.decide(shipped), result.labels)
+    return dataclasses.replace(result.pipeline_gap, train_agreement=same, train_label_jaccard=jaccard)
+
+
+def fit_check(scores: np.ndarray, data: LabeledData, result: RunResult) -> FitCheck:
+    """Judge the final model's shipped scores on its own training rows with the saved decision rule.
 
     A model should fit the rows it was trained on at least as well as the fold models did unseen rows; when it
     does not, its training went wrong (a diverged or stuck seed), which the CV figures cannot show."""
-    scores = final.scores(ds)
-    if baseline is not None:
-        scores = result.shipped_scoring().combine(scores, baseline.predict_proba(np.asarray(data.titles, dtype=object)))
     pred = result.shipped_rule().decide(scores)
     metrics = multilabel_metrics(data.y, pred)
     recall = {lab: m["recall"] for lab, m in per_label_metrics(data.y, pred, data.labels).items()}

@@ -90,6 +90,11 @@ class ModelArgs:
     pos_weight: Literal["none", "sqrt_inverse_frequency", "inverse_frequency"] = field(
         default="none", metadata={"help": "Positive-class weights of BCE, from each fold's training split."}
     )
+    repeat_factor_threshold: float = field(
+        default=0.0, metadata={"help": "Repeat-factor sampling (LVIS): a training row whose rarest label is on a "
+                                       "fraction f of the rows below this threshold t is repeated sqrt(t/f) times "
+                                       "per epoch (0: off)."}
+    )
     group_loss: Literal["bce", "softmax"] = field(
         default="bce", metadata={"help": "bce: an independent sigmoid per label; softmax: cross-entropy within each "
                                          "exclusive label group (see label_groups), sigmoids for the other labels, "
@@ -133,6 +138,9 @@ class ModelArgs:
             raise UserError(f"cpu_threads must be 0 (auto) or a positive number of threads, found {self.cpu_threads}")
         if not (math.isfinite(self.probe_c) and self.probe_c > 0):
             raise UserError(f"probe_c must be a number greater than 0, found {self.probe_c}")
+        if not (0.0 <= self.repeat_factor_threshold <= 1.0):
+            raise UserError(f"repeat_factor_threshold must be a fraction of the rows from 0 (off) to 1, found "
+                            f"{self.repeat_factor_threshold}")
         if self.max_length < 4:
             raise UserError(f"max_length must be at least 4 tokens, found {self.max_length}")
         if self.step_growth_from < 1:

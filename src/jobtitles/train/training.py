@@ -34,6 +34,7 @@ from jobtitles.train.gpu_settings import pad_multiple
 from jobtitles.train.head_init import linear_probe_init
 from jobtitles.core.log import logger
 from jobtitles.train.losses import group_softmax_loss, pos_weight, weighted_bce_loss
+from jobtitles.train.rare_labels import repeated_rows
 from jobtitles.core.tokenization import dataset_length_order
 
 PROBLEM_TYPE = "multi_label_classification"
@@ -209,8 +210,10 @@ class FoldRun:
 
     def __init__(self, model, args: TrainingArguments, train_ds: Dataset, tokenizer: PreTrainedTokenizerBase,
                  y_train: np.ndarray, pos_weight_mode: str, softmax_groups: IndexedGroups | None = None,
-                 callbacks: list[TrainerCallback] | None = None) -> None:
+                 callbacks: list[TrainerCallback] | None = None, repeat_threshold: float = 0.0) -> None:
         weights = pos_weight(y_train, pos_weight_mode)
+        if repeat_threshold > 0:  # rows of rare labels repeated in the training split (rare_labels.py)
+            train_ds = train_ds.select(repeated_rows(y_train, repeat_threshold, args.seed))
         self.softmax_groups = softmax_groups or None
         if self.softmax_groups:
             loss = group_softmax_loss(self.softmax_groups, y_train.shape[1], weights)
