@@ -34,6 +34,28 @@ def test_a_label_only_the_baseline_learns_is_sent_to_the_baseline():
     assert np.allclose(choice.scores[:, 2], baseline[:, 2]) and np.allclose(choice.scores[:, :2], transformer[:, :2])
 
 
+def test_each_label_leaves_the_transformer_on_its_own_gain_not_as_a_package():
+    """Two rare labels the transformer never learns: the baseline is right on every fold for one, and right on
+    one fold of four for the other (a mean gain, but within its noise). Only the first leaves the transformer."""
+    n = 200
+    y = np.zeros((n, 4), dtype=int)
+    y[np.arange(n) % 2 == 0, 0] = 1
+    y[np.arange(n) % 2 == 1, 1] = 1
+    y[np.arange(0, n, 19)[:10], 2] = 1  # 10 rows each, spread over the four folds
+    y[np.arange(2, n, 21)[:10], 3] = 1
+    transformer = np.where(y == 1, 0.9, 0.1)
+    transformer[:, 2:] = 0.05
+    baseline = np.full(y.shape, 0.4)
+    baseline[:, 2] = np.where(y[:, 2] == 1, 0.8, 0.1)
+    folds = [(np.setdiff1d(np.arange(n), np.arange(k, n, 4)), np.arange(k, n, 4)) for k in range(4)]
+    baseline[:, 3] = 0.1
+    lucky = folds[3][1]  # rows of the fourth fold only
+    baseline[lucky, 3] = np.where(y[lucky, 3] == 1, 0.8, 0.1)
+    choice = choose_sources(transformer, baseline, y, folds, make_rule(["a", "b", "steady", "lucky"]))
+    assert choice.adopted and choice.sources == ["transformer", "transformer", "baseline", "transformer"]
+    assert "steady" in choice.reason and "lucky" not in choice.reason
+
+
 def test_a_baseline_that_does_not_help_is_not_adopted():
     rng = np.random.default_rng(1)
     y = (rng.random((120, 2)) < 0.4).astype(int)

@@ -129,8 +129,9 @@ def sources_text(r: "RunResult") -> str:
     if not choice:
         return "Every label is scored by the transformer (`score_sources: transformer` or no baseline)."
     f1 = choice.fold_macro_f1
-    text = (f"Each label may take its score from the transformer, the TF-IDF baseline or their mean, chosen per fold "
-            f"on the other folds' rows. Cross-fitted macro-F1 at the configured thresholds: transformer "
+    text = (f"Each label may take its score from the TF-IDF baseline or the mean of both instead of the transformer, "
+            f"only where its own F1 gain on the other folds' rows is larger than its fold-to-fold noise (chosen per "
+            f"fold, label by label). Cross-fitted macro-F1 at the configured thresholds: transformer "
             f"{sum(f1['transformer']) / len(f1['transformer']):.4f}, per-label sources "
             f"{sum(f1['per_label']) / len(f1['per_label']):.4f}. "
             f"**{'Adopted' if choice.adopted else 'Not adopted'}**: {choice.reason}.")

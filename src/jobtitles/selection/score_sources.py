@@ -3,10 +3,11 @@
 A label with a handful of rows (Owner: 4 of 2,240) is often learned by the TF-IDF + logistic regression baseline
 from a single word the transformer never picks up in a few hundred steps. The run already has both models'
 out-of-fold scores on the same folds, so the choice costs no training: for each fold, every label takes the
-source with the best F1 on the other folds' rows (cross-fitted, as thresholds), and the per-label rule is adopted
-only when it raises cross-fitted macro-F1 by more than the fold-to-fold noise without lowering micro-F1 by more
-than its noise. The final model keeps the sources chosen on all out-of-fold rows, and its folder then holds the
-baseline fitted on all rows (skops format: no pickle) so that every backend computes the same scores.
+source whose F1 on that label beats the transformer's by more than its fold-to-fold noise on the other folds'
+rows (cross-fitted, as thresholds; label by label, never as a package), and the rule is shipped only when it
+raises cross-fitted macro-F1 without lowering micro-F1 or subset accuracy by more than their noise. The final
+model keeps the sources chosen the same way on all folds, and its folder then holds the baseline fitted on all
+rows (skops format: no pickle) so that every backend computes the same scores.
 """
 
 from __future__ import annotations
@@ -14,20 +15,49 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.metrics import f1_score
 
 from jobtitles.core.decision_rule import DecisionRule
 from jobtitles.selection.decisions import decide_per_fold, fold_metrics, paired_gain
-from jobtitles.core.metrics import per_label_metrics
 from jobtitles.core.scoring import SOURCES, combine
 
+def fold_label_f1(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray, thresholds: np.ndarray,
+                  tests: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per source, each label's F1 at its threshold on each of the `tests` row sets: (n_sets, n_labels)."""
+    n_labels = y.shape[1]
+    out = {}
+    for source in SOURCES:
+        pred = (combine(transformer, baseline, [source] * n_labels) >= thresholds).astype(int)
+        out[source] = np.array([f1_score(np.asarray(y[t]).astype(int), pred[t], average=None, zero_division=0,
+                                         labels=list(range(n_labels))) for t in tests])
+    return out
+
+
+@dataclass(frozen=True)
+class LabelSource:
+    source: str
+    gain: float  # mean per-fold F1 gain of the label over the transformer's (0 for the transformer)
+    noise: float  # its fold-to-fold standard error
+
+
 def best_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray, labels: list[str],
-                 thresholds: np.ndarray, transformer_only: frozenset[int] = frozenset()) -> list[str]:
-    """Each label's source with the highest F1 of that label at its threshold; ties keep the transformer, and
-    so do the labels in `transformer_only`."""
-    f1 = {s: per_label_metrics(y, combine(transformer, baseline, [s] * len(labels)) >= thresholds, labels)
-          for s in SOURCES}
-    return ["transformer" if j in transformer_only else max(SOURCES, key=lambda s: (f1[s][lab]["f1"], s == "transformer"))
-            for j, lab in enumerate(labels)]
+                 thresholds: np.ndarray, tests: list[np.ndarray],
+                 transformer_only: frozenset[int] = frozenset()) -> list[LabelSource]:
+    """Each label's source, judged label by label on the folds' test rows `tests`: a label leaves the
+    transformer only for a source whose per-fold F1 gain on that label is larger than its fold-to-fold noise
+    (the largest such gain wins); the labels in `transformer_only` always keep it."""
+    f1 = fold_label_f1(transformer, baseline, y, thresholds, tests)
+    out = []
+    for j in range(len(labels)):
+        best = LabelSource("transformer", 0.0, 0.0)
+        for source in SOURCES:
+            if source == "transformer" or j in transformer_only:
+                continue
+            gain, noise = paired_gain(f1["transformer"][:, j], f1[source][:, j])
+            if gain > noise and gain > best.gain:
+                best = LabelSource(source, gain, noise)
+        out.append(best)
+    return out
 
 
 @dataclass
@@ -49,9 +79,11 @@ def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
     labels, thresholds = list(rule.labels), np.asarray(rule.thresholds, dtype=np.float64)
     combined = np.zeros_like(transformer, dtype=np.float64)
     fold_sources = []
-    for _, test in folds:
-        others = np.setdiff1d(np.arange(len(y)), test)
-        chosen = best_sources(transformer[others], baseline[others], y[others], labels, thresholds, transformer_only)
+    tests = [test for _, test in folds]
+    for k, test in enumerate(tests):
+        # chosen on the other folds' test rows only (cross-fitted): this fold's rows never choose its sources
+        chosen = [c.source for c in best_sources(transformer, baseline, y, labels, thresholds,
+                                                  tests[:k] + tests[k + 1:], transformer_only)]
         fold_sources.append(chosen)
         combined[test] = combine(transformer[test], baseline[test], chosen)
 
@@ -64,13 +96,15 @@ def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
     macro, micro, exact = metric("macro_f1"), metric("micro_f1"), metric("subset_accuracy")
     macro_gain, macro_noise = paired_gain(macro["transformer"], macro["per_label"])
     micro_gain, micro_noise = paired_gain(micro["transformer"], micro["per_label"])
-    final = best_sources(transformer, baseline, y, labels, thresholds, transformer_only)
+    final_choice = best_sources(transformer, baseline, y, labels, thresholds, tests, transformer_only)
+    final = [c.source for c in final_choice]
     # The per-fold choice is cross-fitted, so the mean gain is an honest estimate; a label of 4 rows makes the
     # per-fold macro-F1 too noisy for a noise margin, so the guard is on the frequent labels' side instead:
     # adopted when macro-F1 rises and neither micro-F1 nor subset accuracy falls beyond its fold-to-fold noise.
     exact_gain, exact_noise = paired_gain(exact["transformer"], exact["per_label"])
     adopted = macro_gain > 0 and micro_gain >= -micro_noise and exact_gain >= -exact_noise
-    others = {lab: s for lab, s in zip(labels, final) if s != "transformer"}
+    others = {lab: f"{c.source} (F1 {c.gain:+.3f} per fold, noise {c.noise:.3f})"
+              for lab, c in zip(labels, final_choice) if c.source != "transformer"}
     if adopted and not others:  # every label ends up on the transformer: nothing to ship
         adopted = False
     if adopted:

@@ -88,7 +88,9 @@ class ModelArgs:
     )
     probe_c: float = field(default=1.0, metadata={"help": "Inverse L2 strength of the linear probe."})
     pos_weight: Literal["none", "sqrt_inverse_frequency", "inverse_frequency"] = field(
-        default="none", metadata={"help": "Positive-class weights of BCE, from each fold's training split."}
+        default="sqrt_inverse_frequency",
+        metadata={"help": "Positive-class weights of BCE, from each fold's training split: sqrt(negatives / "
+                          "positives) per label lets the transformer learn labels of a handful of rows itself."}
     )
     repeat_factor_threshold: float = field(
         default=0.0, metadata={"help": "Repeat-factor sampling (LVIS): a training row whose rarest label is on a "
