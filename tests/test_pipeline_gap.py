@@ -69,8 +69,9 @@ def test_training_agreement_is_pipeline_against_title_classifier(tiny_run_dir, r
             plain[i, col[item["label"]]] = item["score"]
     same, jaccard = label_agreement(clf.decide(plain), shipped, result.labels)
     gap = result.pipeline_gap
-    assert gap.train_agreement == pytest.approx(same, abs=1e-9)
-    assert gap.train_label_jaccard == pytest.approx(jaccard, abs=1e-9)
+    # the tiny random model's scores sit near its thresholds: padding in other batches may flip one title
+    assert gap.train_agreement == pytest.approx(same, abs=1 / len(titles) + 1e-9) and same < 1.0
+    assert gap.train_label_jaccard == pytest.approx(jaccard, abs=0.1)
     assert f"and on {same:.1%} of the final model's training titles" in gap.line()
 
 
@@ -81,11 +82,14 @@ def test_the_run_says_it_everywhere(tiny_run_dir, result, capsys):
     assert 0.0 <= gap.agreement <= 1.0
     line = gap.line()
     named = ", ".join(f"{lab} ({src})" for lab, src in gap.sources.items())
-    lowest = ", ".join(f"{lab} {min(gap.label_jaccard[lab], gap.train_label_jaccard[lab]):.2f}" for lab in gap.sources)
+    worst = sorted((min(gap.label_jaccard[lab], gap.train_label_jaccard[lab]), lab) for lab in result.labels)
+    lowest = ", ".join(f"{lab} {v:.2f}" for v, lab in worst if v < 1.0)
+    assert lowest, "the tiny random model's label sets differ for some label"
     assert line == (f"a plain transformers pipeline answers differently for {named}: those labels are scored "
                     f"outside the transformer; label sets agree on {gap.agreement:.1%} of the {gap.n_rows} "
                     f"out-of-fold titles and on {gap.train_agreement:.1%} of the final model's training titles; "
-                    f"per label, the titles both give it (Jaccard, the lower of out-of-fold and training): {lowest}")
+                    f"labels whose titles differ most (Jaccard of the titles each gives the label, the lower of "
+                    f"out-of-fold and training): {lowest}")
     cfg = json.loads((tiny_run_dir / "model" / "config.json").read_text())
     assert cfg["jobtitles_pipeline_gap"] == dataclasses.asdict(gap)
     card = (tiny_run_dir / "model" / "README.md").read_text()
@@ -131,3 +135,22 @@ def test_push_warns_first_and_serve_info_says_it(tiny_run_dir, result, monkeypat
     with TestClient(create_app(settings)) as client:
         info = client.get("/info").json()
     assert info["pipeline_gap"] == result.pipeline_gap.line()
+
+
+@pytest.mark.parametrize("gap", [
+    {"sources": {"Owner": "baseline"}, "agreement": 10 ** 400, "n_rows": 5},
+    {"sources": {"Owner": "baseline"}, "agreement": 0.9, "n_rows": float("inf")},
+    {"sources": {"Owner": "baseline"}, "agreement": 0.9, "n_rows": 5, "train_agreement": 10 ** 400},
+    {"sources": {"Owner": "baseline"}, "agreement": 0.9, "n_rows": 5, "label_jaccard": {"Owner": 10 ** 400}},
+    {"sources": {"Owner": "baseline"}, "agreement": 0.9, "n_rows": 5, "label_jaccard": ["Owner"]},
+    {"sources": ["Owner"], "agreement": 0.9, "n_rows": 5},
+    "everything",
+])
+def test_a_hostile_gap_record_is_ignored_not_raised(gap):
+    """config.json of a folder from someone else: a record that is not what train.py writes gives no sentence or
+    only the part that is well formed, never an exception (TitleClassifier, serve and Spark read it on load)."""
+    from jobtitles.core.model_folder import PIPELINE_GAP_KEY, pipeline_gap_line
+
+    line = pipeline_gap_line({PIPELINE_GAP_KEY: gap})
+    assert line is None or (line.startswith("a plain transformers pipeline answers differently for Owner (baseline)")
+                            and "training titles" not in line and "differ most" not in line)

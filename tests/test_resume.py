@@ -70,3 +70,14 @@ def test_resume_refuses_other_inputs(tiny_csv, tiny_model_dir, tmp_path):
     assert train_main(argv_changed) == 2  # CLI: one line, exit 2
     assert train_main(argv_changed + ["--overwrite"]) == 0
     assert read_json(out / "cv_results.json")["n_rows"] == 86
+
+
+def test_a_setting_added_later_does_not_block_resuming_an_older_run_folder():
+    """A folder of an earlier version has no key for a setting added since; at the value that trains as that
+    version did it still resumes, at any other value it is another input."""
+    from jobtitles.train.run_folder import ADDED_SETTINGS, _changes
+
+    key = "project.repeat_factor_threshold"
+    old = {"csv_sha256": "x", "settings": {"project.seed": 42}}
+    assert _changes(old, {"csv_sha256": "x", "settings": {"project.seed": 42, key: ADDED_SETTINGS[key]}}) == []
+    assert _changes(old, {"csv_sha256": "x", "settings": {"project.seed": 42, key: 0.05}}) == [f"{key}: 0.0 -> 0.05"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, hamming_loss, jaccard_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, f1_score, hamming_loss, precision_recall_fscore_support
 
 METRICS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")
 
@@ -46,7 +46,10 @@ def mean_std(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 def label_agreement(a: np.ndarray, b: np.ndarray, labels: list[str]) -> tuple[float, dict[str, float]]:
     """Two models' label sets on the same rows: the share of rows with the same set, and per label the Jaccard
     index of the rows each gives it (1.0 where neither gives it to any row)."""
-    a, b = np.asarray(a, dtype=int), np.asarray(b, dtype=int)
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
     same = float((a == b).all(axis=1).mean()) if len(a) else 1.0
-    jaccard = jaccard_score(a, b, average=None, zero_division=1.0) if len(a) else np.ones(len(labels))
+    # by hand rather than sklearn's jaccard_score: given one column, that reads it as a binary target and
+    # answers for the negative class
+    both, either = (a & b).sum(axis=0), (a | b).sum(axis=0)
+    jaccard = np.where(either > 0, both / np.maximum(either, 1), 1.0)
     return same, {lab: float(v) for lab, v in zip(labels, jaccard)}

@@ -180,7 +180,7 @@ def pipeline_gap_line(cfg: dict[str, Any]) -> str | None:
     try:
         named = ", ".join(f"{str(lab)[:80]} ({str(src)[:20]})" for lab, src in list(gap["sources"].items())[:50])
         agreement, rows = float(gap["agreement"]), int(gap["n_rows"])
-    except (TypeError, KeyError, ValueError, AttributeError):
+    except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
         return None
     line = (f"a plain transformers pipeline answers differently for {named}: those labels are scored outside the "
             f"transformer; label sets agree on {agreement:.1%} of the {rows} out-of-fold titles")
@@ -188,18 +188,19 @@ def pipeline_gap_line(cfg: dict[str, Any]) -> str | None:
         if gap.get("train_agreement") is not None:
             line += f" and on {float(gap['train_agreement']):.1%} of the final model's training titles"
         per_label = _gap_jaccard(gap)
-    except (TypeError, KeyError, ValueError, AttributeError):
+    except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
         return line
-    return line + (f"; per label, the titles both give it (Jaccard, the lower of out-of-fold and training): "
-                   f"{per_label}" if per_label else "")
+    return line + (f"; labels whose titles differ most (Jaccard of the titles each gives the label, the lower of "
+                   f"out-of-fold and training): {per_label}" if per_label else "")
 
 
-def _gap_jaccard(gap: dict[str, Any]) -> str:
-    """'label 0.00, ...' for the labels off the transformer (empty for records without per-label figures)."""
-    out = []
-    for lab in list(gap["sources"])[:50]:
-        values = [float(gap[key][lab]) for key in ("label_jaccard", "train_label_jaccard")
-                  if isinstance(gap.get(key), dict) and lab in gap[key]]
-        if values:
-            out.append(f"{str(lab)[:80]} {min(values):.2f}")
-    return ", ".join(out)
+def _gap_jaccard(gap: dict[str, Any], most: int = 8) -> str:
+    """'label 0.38, ...': the labels whose titles differ between the two, lowest Jaccard first (any label: the
+    empty label can differ without leaving the transformer); empty for records without per-label figures."""
+    lowest: dict[str, float] = {}
+    for key in ("label_jaccard", "train_label_jaccard"):
+        values = gap.get(key)
+        for lab, value in (list(values.items())[:200] if isinstance(values, dict) else []):
+            lowest[str(lab)[:80]] = min(float(value), lowest.get(str(lab)[:80], 1.0))
+    worst = sorted((v, lab) for lab, v in lowest.items() if v < 1.0)[:most]
+    return ", ".join(f"{lab} {v:.2f}" for v, lab in worst)

@@ -200,7 +200,7 @@ def render_report(r: "RunResult", issues: "LabelIssues | None" = None) -> str:
 Data: `{r.train_file}`, {r.n_rows} titles used ({r.n_dropped} rows dropped, see
 `dropped_rows.csv`), {len(r.labels)} labels, {r.n_splits}-fold MultilabelStratifiedKFold. {rows_line(r)}
 {_previous_text(r)}Model: `{r.model_name_or_path}`. Decision rule: threshold {d.threshold}, at_least_one={d.at_least_one},
-pos_weight={d.pos_weight}; head initialised by {r.head_init}; loss {r.group_loss}; trained in
+pos_weight={d.pos_weight}{f"; rare-label rows repeated (repeat_factor_threshold={d.repeat_factor_threshold:g})" if d.repeat_factor_threshold else ""}; head initialised by {r.head_init}; loss {r.group_loss}; trained in
 {r.precision.get('name', 'fp32')}.
 {base}
 ## Metrics (mean ± std over folds, test splits)

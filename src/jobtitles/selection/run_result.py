@@ -34,6 +34,7 @@ class DecisionSettings:
     at_least_one: bool
     pos_weight: str
     exclusive_label: str | None  # the empty label, decided alone
+    repeat_factor_threshold: float = 0.0  # records of older versions: off
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,12 @@ class PipelineGap:
     train_agreement: float | None = None
     train_label_jaccard: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "PipelineGap":
+        """From a record of any version: keys it does not know are left out, missing ones take their defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
     def line(self) -> str:
         from jobtitles.core.model_folder import PIPELINE_GAP_KEY, pipeline_gap_line
 
@@ -244,7 +251,7 @@ class RunResult:
         if d.get("final_fit_check"):
             values["final_fit_check"] = FitCheck(**d["final_fit_check"])
         if d.get("pipeline_gap"):
-            values["pipeline_gap"] = PipelineGap(**d["pipeline_gap"])
+            values["pipeline_gap"] = PipelineGap.from_json(d["pipeline_gap"])
         return cls(**values)
 
 

@@ -62,22 +62,13 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         with parts("final_baseline"):
             baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
         with parts("final_fit_check"):
-            transformer = final.scores(ds)
-            shipped = transformer if baseline is None else result.shipped_scoring().combine(
-                transformer, baseline.predict_proba(np.asarray(data.titles, dtype=object)))
+            transformer, shipped = training_scores(final, ds, data, result, baseline)
             check = fit_check(shipped, data, result)
         result = dataclasses.replace(
             result, final_fit_check=check, final_loss_history=final.loss_history(), final_steps=final.steps,
             pipeline_gap=training_gap(result, transformer, shipped),
             timing=dataclasses.replace(result.timing, final_train_seconds=final.train_seconds))
-        model.config.update(decision_config(result))
-        # the training file's layout: rows suggested or labelled later are written to append to that file
-        d = project.data
-        model.config.update(TrainingSchema.of_training(d.text_column, d.label_column_prefix, d.delimiter,
-                                                       data.label_columns, d.empty_label, data.groups).to_config())
-        # the tokenizer's own limit is what every backend and transformers' pipeline(truncation=True) cut to:
-        # the length the model was trained with, not the encoder's 512
-        tokenizer.model_max_length = project.model.max_length
+        configure_saved(model, tokenizer, result, project, data)
         tmp = run_dir / ".model.tmp"
         save_started = time.perf_counter()
         try:
@@ -103,6 +94,19 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
     return result
 
 
+def configure_saved(model, tokenizer, result: RunResult, project: ProjectArgs, data: LabeledData) -> None:
+    """What the saved folder carries beside the weights: the decision rule, the training file's layout and the
+    training max_length."""
+    model.config.update(decision_config(result))
+    # the training file's layout: rows suggested or labelled later are written to append to that file
+    d = project.data
+    model.config.update(TrainingSchema.of_training(d.text_column, d.label_column_prefix, d.delimiter,
+                                                   data.label_columns, d.empty_label, data.groups).to_config())
+    # the tokenizer's own limit is what every backend and transformers' pipeline(truncation=True) cut to:
+    # the length the model was trained with, not the encoder's 512
+    tokenizer.model_max_length = project.model.max_length
+
+
 def final_record(result: RunResult) -> dict:
     return {"final_fit_check": dataclasses.asdict(result.final_fit_check),
             "pipeline_gap": dataclasses.asdict(result.pipeline_gap) if result.pipeline_gap else None,
@@ -116,11 +120,23 @@ def with_final_record(result: RunResult, run_dir: Path) -> RunResult:
     if not path.is_file():
         return result
     record = read_json(path)
-    gap = PipelineGap(**record["pipeline_gap"]) if record.get("pipeline_gap") else result.pipeline_gap
+    gap = result.pipeline_gap  # records of older versions: the gap as re-decided (out-of-fold figures only)
+    if "pipeline_gap" in record:  # None: the saved model scores every label with the transformer
+        gap = PipelineGap.from_json(record["pipeline_gap"]) if record["pipeline_gap"] else None
     return dataclasses.replace(result, final_fit_check=FitCheck(**record["final_fit_check"]), pipeline_gap=gap,
                                final_loss_history=record["final_loss_history"], final_steps=record.get("final_steps"),
                                timing=dataclasses.replace(result.timing,
                                                           final_train_seconds=record["final_train_seconds"]))
+
+
+def training_scores(final: FoldRun, ds, data: LabeledData, result: RunResult, baseline) -> tuple[np.ndarray, np.ndarray]:
+    """The final model's scores on its training rows: the transformer's alone, and as shipped (with the
+    baseline's for the labels scored by it)."""
+    transformer = final.scores(ds)
+    if baseline is None:
+        return transformer, transformer
+    return transformer, result.shipped_scoring().combine(
+        transformer, baseline.predict_proba(np.asarray(data.titles, dtype=object)))
 
 
 def training_gap(result: RunResult, transformer: np.ndarray, shipped: np.ndarray) -> PipelineGap | None:

@@ -89,13 +89,14 @@ class ModelArgs:
     probe_c: float = field(default=1.0, metadata={"help": "Inverse L2 strength of the linear probe."})
     pos_weight: Literal["none", "sqrt_inverse_frequency", "inverse_frequency"] = field(
         default="sqrt_inverse_frequency",
-        metadata={"help": "Positive-class weights of BCE, from each fold's training split: sqrt(negatives / "
+        metadata={"help": "Positive-class weights of BCE, from each model's training rows: sqrt(negatives / "
                           "positives) per label lets the transformer learn labels of a handful of rows itself."}
     )
     repeat_factor_threshold: float = field(
         default=0.0, metadata={"help": "Repeat-factor sampling (LVIS): a training row whose rarest label is on a "
-                                       "fraction f of the rows below this threshold t is repeated sqrt(t/f) times "
-                                       "per epoch (0: off)."}
+                                       "fraction f of the rows below this threshold t appears sqrt(t/f) times in "
+                                       "its model's training rows (seeded; an epoch gets longer unless the step "
+                                       "count is fixed; measured without pos_weight only; 0: off)."}
     )
     group_loss: Literal["bce", "softmax"] = field(
         default="bce", metadata={"help": "bce: an independent sigmoid per label; softmax: cross-entropy within each "

@@ -259,11 +259,17 @@ class RunLock:
             self.fh = None
 
 
+# Settings added after run folders of earlier versions existed, with the value that trains as those runs did: a
+# folder whose fingerprint lacks the key was run with that value, so it still resumes.
+ADDED_SETTINGS: dict[str, Any] = {"project.repeat_factor_threshold": 0.0}
+
+
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out = []
     if old.get("csv_sha256") != new.get("csv_sha256"):
         out.append("the input CSV changed (SHA-256 differs)")
     a, b = old.get("settings", {}), new.get("settings", {})
+    a = {**{k: v for k, v in ADDED_SETTINGS.items() if k in b}, **a}
     for key in sorted(set(a) | set(b)):
         if a.get(key) != b.get(key):
             out.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
