@@ -84,7 +84,9 @@ def tiny_train_argv(csv: Path, model_dir: Path, out: Path, *extra: str) -> list[
     return ["--config", str(root / "configs" / "base.yaml"), "--train_file", str(csv),
             "--model_name_or_path", str(model_dir), "--output_dir", str(out), "--n_splits", "2",
             "--num_train_epochs", "4", "--learning_rate", "5e-3", "--per_device_train_batch_size", "16",
-            "--max_length", "16", "--tune_min_support", "3", "--min_train_steps", "80", *extra]
+            "--max_length", "16", "--tune_min_support", "3", "--min_train_steps", "80",
+            # the score-source path (baseline.skops, the pipeline gap) is what most backend tests need covered
+            "--score_sources", "auto", *extra]
 
 
 @pytest.fixture(scope="session")

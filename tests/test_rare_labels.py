@@ -67,6 +67,42 @@ def test_a_baseline_that_does_not_help_is_not_adopted():
     assert np.array_equal(choice.scores, transformer)
 
 
+def test_score_sources_transformer_measures_the_per_label_rule_and_ships_the_transformer():
+    """The default: the per-label rule is computed and reported with its figures, but every label keeps the
+    transformer, so a plain pipeline gives the shipped labels."""
+    rng = np.random.default_rng(0)
+    n = 200
+    y = np.zeros((n, 3), dtype=int)
+    y[np.arange(n) % 3 == 0, 0] = 1
+    y[np.arange(n) % 3 != 0, 1] = 1
+    y[::25, 2] = 1
+    transformer = np.where(y == 1, 0.9, 0.1) + rng.normal(0, 0.02, y.shape)
+    transformer[:, 2] = 0.05
+    baseline = np.where(y == 1, 0.7, 0.2) + rng.normal(0, 0.02, y.shape)
+    folds = [(np.setdiff1d(np.arange(n), np.arange(k, n, 4)), np.arange(k, n, 4)) for k in range(4)]
+    auto = choose_sources(transformer, baseline, y, folds, make_rule(["a", "b", "rare"]))
+    assert auto.adopted and auto.sources[2] == "baseline"
+    kept = auto.declined(transformer)
+    assert not kept.adopted and kept.sources == ["transformer"] * 3 and np.array_equal(kept.scores, transformer)
+    assert kept.reason.startswith("not applied (score_sources: transformer") and kept.reason.endswith(auto.reason)
+    assert kept.fold_macro_f1 == auto.fold_macro_f1  # the figures of what auto would do stay in the report
+    assert auto.declined(transformer).declined(transformer) == kept
+    off = choose_sources(transformer[:, :2], transformer[:, :2], y[:, :2], folds, make_rule(["a", "b"]))
+    assert off.declined(transformer[:, :2]) is off  # nothing adopted: nothing to decline
+
+
+def test_the_default_run_ships_the_transformer_alone(tiny_csv, tiny_model_dir, tmp_path):
+    from jobtitles.cli import train_main
+
+    out = tmp_path / "run"
+    assert train_main(tiny_train_argv(tiny_csv, tiny_model_dir, out, "--score_sources", "transformer")) == 0
+    res = read_json(out / "cv_results.json")
+    assert res["score_sources"]["adopted"] is False and set(res["score_sources"]["sources"].values()) == {"transformer"}
+    assert res["pipeline_gap"] is None and not (out / "model" / "baseline.skops").exists()
+    cfg = json.loads((out / "model" / "config.json").read_text())
+    assert "jobtitles_pipeline_gap" not in cfg and set(cfg.get("decision_score_sources", {}).values()) <= {"transformer"}
+
+
 @pytest.fixture(scope="module")
 def rare_run(tiny_model_dir, tmp_path_factory) -> Path:
     """A run on data with a 4-row label and 10 rows without a label (the classic data's proportions)."""

@@ -69,11 +69,12 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
         t0 = time.perf_counter()
         base_scores = baseline_scores(data.titles, y, folds, seed=training.seed)
         baseline_seconds = time.perf_counter() - t0
-        if project.decision.score_sources == "auto":
-            softmax = softmax_groups(project.model.group_loss, data.groups, labels) or []
-            sources = choose_sources(oof, base_scores, y, folds, configured,
-                                     frozenset(int(j) for cols, _ in softmax for j in cols))
-            oof = sources.scores  # the transformer's own scores unless the per-label rule was adopted
+        softmax = softmax_groups(project.model.group_loss, data.groups, labels) or []
+        sources = choose_sources(oof, base_scores, y, folds, configured,
+                                 frozenset(int(j) for cols, _ in softmax for j in cols))
+        if project.decision.score_sources == "transformer":  # measured and reported, not applied
+            sources = sources.declined(oof)
+        oof = sources.scores  # the transformer's own scores unless the per-label rule was adopted
     rule = choose_rule(oof, y, folds, configured, data.groups, project.decision.tune_min_support,
                        project.decision.tune_thresholds)
     variants = candidate_decisions(oof, folds, rule, configured, data.groups)

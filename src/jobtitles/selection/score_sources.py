@@ -12,6 +12,7 @@ rows (skops format: no pickle) so that every backend computes the same scores.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,18 @@ class SourceChoice:
     fold_macro_f1: dict[str, list[float]]  # "transformer" / "per_label" -> per fold
     fold_micro_f1: dict[str, list[float]]
     reason: str
+
+
+    def declined(self, transformer: np.ndarray) -> "SourceChoice":
+        """The choice as measured, not applied (score_sources: transformer): every label keeps the transformer, and
+        the reason says what the per-label rule would have changed."""
+        if not self.adopted:
+            return self
+        return dataclasses.replace(
+            self, adopted=False, sources=["transformer"] * len(self.sources),
+            scores=np.asarray(transformer, dtype=np.float64),
+            reason=f"not applied (score_sources: transformer keeps every label on the transformer, so a plain "
+                   f"pipeline gives the shipped labels; score_sources: auto would apply it): {self.reason}")
 
 
 def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,

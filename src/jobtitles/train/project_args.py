@@ -174,10 +174,11 @@ class DecisionArgs:
         default=True, metadata={"help": "A title with no score over its threshold gets its top label."}
     )
     score_sources: Literal["auto", "transformer"] = field(
-        default="auto", metadata={"help": "auto: each label's score may come from the transformer, the TF-IDF "
-                                          "baseline or their mean, chosen cross-fitted on out-of-fold scores and "
-                                          "adopted only when it raises macro-F1 (needs baseline: true); "
-                                          "transformer: always the transformer."}
+        default="transformer",
+        metadata={"help": "transformer: every label is scored by the transformer, so a plain transformers "
+                          "pipeline gives the shipped labels (the run still reports what auto would change); "
+                          "auto: a label's score may come from the TF-IDF baseline or the mean of both where its "
+                          "own cross-fitted gain beats its noise (needs baseline: true)."}
     )
 
     def __post_init__(self) -> None:
