@@ -95,8 +95,10 @@ def test_the_default_run_ships_the_transformer_alone(tiny_csv, tiny_model_dir, t
     from jobtitles.cli import train_main
 
     out = tmp_path / "run"
-    assert train_main(tiny_train_argv(tiny_csv, tiny_model_dir, out, "--score_sources", "transformer")) == 0
+    assert train_main(tiny_train_argv(tiny_csv, tiny_model_dir, out, "--score_sources", "transformer",
+                                      "--pos_weight", "sqrt_inverse_frequency")) == 0
     res = read_json(out / "cv_results.json")
+    assert res["decision"]["pos_weight"] == "sqrt_inverse_frequency"
     assert res["score_sources"]["adopted"] is False and set(res["score_sources"]["sources"].values()) == {"transformer"}
     assert res["pipeline_gap"] is None and not (out / "model" / "baseline.skops").exists()
     cfg = json.loads((out / "model" / "config.json").read_text())
