@@ -84,7 +84,7 @@ def test_score_sources_transformer_measures_the_per_label_rule_and_ships_the_tra
     assert auto.adopted and auto.sources[2] == "baseline"
     kept = auto.declined(transformer)
     assert not kept.adopted and kept.sources == ["transformer"] * 3 and np.array_equal(kept.scores, transformer)
-    assert kept.reason.startswith("not applied (score_sources: transformer") and kept.reason.endswith(auto.reason)
+    assert kept.reason.startswith("score_sources: transformer keeps every label") and kept.reason.endswith(auto.reason)
     assert kept.fold_macro_f1 == auto.fold_macro_f1  # the figures of what auto would do stay in the report
     assert auto.declined(transformer).declined(transformer) == kept
     off = choose_sources(transformer[:, :2], transformer[:, :2], y[:, :2], folds, make_rule(["a", "b"]))

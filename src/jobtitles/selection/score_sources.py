@@ -81,8 +81,8 @@ class SourceChoice:
         return dataclasses.replace(
             self, adopted=False, sources=["transformer"] * len(self.sources),
             scores=np.asarray(transformer, dtype=np.float64),
-            reason=f"not applied (score_sources: transformer keeps every label on the transformer, so a plain "
-                   f"pipeline gives the shipped labels; score_sources: auto would apply it): {self.reason}")
+            reason=f"score_sources: transformer keeps every label on the transformer, so a plain pipeline gives "
+                   f"the shipped labels; with score_sources: auto, {self.reason}")
 
 
 def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
