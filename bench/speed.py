@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE_CONFIG = ROOT / "configs" / "base.yaml"
 CLASSIC = ["--per_device_train_batch_size", "4", "--learning_rate", "2e-5", "--num_train_epochs", "3",
            "--max_length", "128", "--pad_to_max_length", "true", "--train_sampling_strategy", "random",
-           "--warmup_steps", "0", "--weight_decay", "0", "--precision", "fp32", "--head_init", "random"]
+           "--warmup_steps", "0", "--weight_decay", "0", "--precision", "fp32", "--head_init", "random",
+           "--pos_weight", "none"]  # the classic recipe: unweighted BCE
 SETTINGS = {"classic": CLASSIC, "default": [], "default-fp32": ["--precision", "fp32"],
             "default-bf16": ["--precision", "bf16"], "default+compile": ["--torch_compile", "true"],
             "default-1-thread": ["--cpu_threads", "1"]}
