@@ -41,16 +41,15 @@ class LabelSource:
     noise: float  # its fold-to-fold standard error
 
 
-def best_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray, labels: list[str],
-                 thresholds: np.ndarray, tests: list[np.ndarray],
+def best_sources(f1: dict[str, np.ndarray], n_labels: int,
                  transformer_only: frozenset[int] = frozenset()) -> list[LabelSource]:
-    """Each label's source, judged label by label on the folds' test rows `tests`: a label leaves the
-    transformer only for a source whose per-fold F1 gain on that label is larger than its fold-to-fold noise
-    (the largest such gain wins); the labels in `transformer_only` always keep it. With a single row set (a
-    2-fold run's per-fold choice) there is no fold-to-fold noise: any gain counts, and the rule's reason says so."""
-    f1 = fold_label_f1(transformer, baseline, y, thresholds, tests)
+    """Each label's source, judged label by label on per-fold F1 rows `f1` (fold_label_f1 on the row sets that
+    may choose): a label leaves the transformer only for a source whose per-fold F1 gain on that label is larger
+    than its fold-to-fold noise (the largest such gain wins); the labels in `transformer_only` always keep it.
+    With a single row set (a 2-fold run's per-fold choice) there is no fold-to-fold noise: any gain counts, and
+    the rule's reason says so."""
     out = []
-    for j in range(len(labels)):
+    for j in range(n_labels):
         best = LabelSource("transformer", 0.0, 0.0)
         for source in SOURCES:
             if source == "transformer" or j in transformer_only:
@@ -94,10 +93,11 @@ def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
     combined = np.zeros_like(transformer, dtype=np.float64)
     fold_sources = []
     tests = [test for _, test in folds]
+    f1 = fold_label_f1(transformer, baseline, y, thresholds, tests)  # (fold, label) per source, computed once
     for k, test in enumerate(tests):
         # chosen on the other folds' test rows only (cross-fitted): this fold's rows never choose its sources
-        chosen = [c.source for c in best_sources(transformer, baseline, y, labels, thresholds,
-                                                  tests[:k] + tests[k + 1:], transformer_only)]
+        others = {source: np.delete(per_fold, k, axis=0) for source, per_fold in f1.items()}
+        chosen = [c.source for c in best_sources(others, len(labels), transformer_only)]
         fold_sources.append(chosen)
         combined[test] = combine(transformer[test], baseline[test], chosen)
 
@@ -110,7 +110,7 @@ def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,
     macro, micro, exact = metric("macro_f1"), metric("micro_f1"), metric("subset_accuracy")
     macro_gain, macro_noise = paired_gain(macro["transformer"], macro["per_label"])
     micro_gain, micro_noise = paired_gain(micro["transformer"], micro["per_label"])
-    final_choice = best_sources(transformer, baseline, y, labels, thresholds, tests, transformer_only)
+    final_choice = best_sources(f1, len(labels), transformer_only)
     final = [c.source for c in final_choice]
     # The per-fold choice is cross-fitted, so the mean gain is an honest estimate; on top of each label's own
     # margin the rule as a whole must raise macro-F1 without costing micro-F1 or subset accuracy beyond noise.
