@@ -23,6 +23,9 @@ def test_shipped_configs_parse():
     assert project.model.model_name_or_path == "distilbert-base-uncased"
     assert (training.per_device_train_batch_size, training.num_train_epochs, training.learning_rate) == (4, 3, 2e-5)
     assert project.model.max_length == 128 and project.run.n_splits == 5
+    # the classic recipe, not the project's head, loss and step defaults
+    m = project.model
+    assert (m.head_init, m.pos_weight, m.min_train_steps, m.step_growth) == ("random", "none", 0, "linear")
 
 
 def test_yaml_sets_defaults_and_cli_overrides(tmp_path):

@@ -89,3 +89,32 @@ def test_softmax_run_saves_its_groups_and_every_backend_scores_them_so(softmax_r
     assert np.allclose(scores, clf.scoring.transformer_scores(logits), atol=1e-4)
     # the run learned from its titles: six label sets in equal shares, so a constant guess gets 1/6 of them
     assert res["summary"]["model"]["subset_accuracy"]["mean"] > 0.3
+
+
+def test_softmax_run_reports_what_a_plain_pipeline_shows(softmax_run):
+    """A plain pipeline shows a sigmoid per logit, not the groups' softmax: the run names those labels and
+    measures the label sets' agreement from the fold models' own logits, out of fold and on training titles."""
+    from jobtitles.core.decision_rule import DecisionRule
+    from scipy.special import logit
+    from jobtitles.core.model_folder import PIPELINE_GAP_KEY, pipeline_gap_line
+
+    res = read_json(softmax_run / "cv_results.json")
+    cfg = read_json(softmax_run / "model" / "config.json")
+    labels = [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))]
+    groups = [(np.array([labels.index(lab) for lab in g["labels"]]), g["kind"] == "exactly_one")
+              for g in cfg["score_softmax_groups"]]
+    gap = res["pipeline_gap"]
+    assert gap["sources"] == {lab: "softmax" for lab in labels if lab in {"Director", "Manager", "VP", "IT", "Sales"}}
+    rule = DecisionRule.from_config(cfg, labels, "config.json")
+    same = n = 0
+    for k in range(res["n_splits"]):
+        fold_dir = softmax_run / "folds" / f"fold_{k}"
+        shipped, plain = np.load(fold_dir / "test_scores.npy"), np.load(fold_dir / "plain_scores.npy")
+        # the plain scores are the sigmoids of the logits the shipped softmax scores come from
+        assert np.allclose(scores_from_logits(logit(plain), groups), shipped, atol=1e-6)
+        same += int((rule.decide(plain) == rule.decide(shipped)).all(axis=1).sum())
+        n += len(plain)
+    assert gap["n_rows"] == n and gap["agreement"] == pytest.approx(same / n)
+    assert 0.0 <= gap["train_agreement"] <= 1.0 and set(gap["train_label_jaccard"]) == set(labels)
+    assert cfg[PIPELINE_GAP_KEY] == gap
+    assert "Manager (softmax)" in pipeline_gap_line(cfg)

@@ -86,9 +86,16 @@ def test_score_sources_transformer_measures_the_per_label_rule_and_ships_the_tra
     assert not kept.adopted and kept.sources == ["transformer"] * 3 and np.array_equal(kept.scores, transformer)
     assert kept.reason.startswith("score_sources: transformer keeps every label") and kept.reason.endswith(auto.reason)
     assert kept.fold_macro_f1 == auto.fold_macro_f1  # the figures of what auto would do stay in the report
+    assert kept.not_applied and not auto.not_applied
+    from jobtitles.reporting.report import sources_verdict
+    from jobtitles.selection.cv_summary import sources_summary
+
+    verdicts = [sources_verdict(sources_summary(c, ["a", "b", "rare"])) for c in (auto, kept)]
+    assert verdicts == ["Adopted", "Measured, not applied"]
     assert auto.declined(transformer).declined(transformer) == kept
     off = choose_sources(transformer[:, :2], transformer[:, :2], y[:, :2], folds, make_rule(["a", "b"]))
     assert off.declined(transformer[:, :2]) is off  # nothing adopted: nothing to decline
+    assert sources_verdict(sources_summary(off, ["a", "b"])) == "Not adopted"
 
 
 def test_the_default_run_ships_the_transformer_alone(tiny_csv, tiny_model_dir, tmp_path):

@@ -35,7 +35,8 @@ def parity_sample(n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, MAX_PARITY_ROWS, replace=False))
 
 
-# config.json: the labels a plain transformers pipeline answers differently for (scored outside the transformer)
+# config.json: the labels a plain transformers pipeline answers differently for (scored outside the transformer,
+# or by a softmax within their group)
 # and the out-of-fold agreement; read by the Hub push and serve's /info to say so.
 PIPELINE_GAP_KEY = "jobtitles_pipeline_gap"
 MAX_CONFIG_BYTES = 16 << 20  # a config.json with 100,000 labels is a few MB
@@ -182,8 +183,9 @@ def pipeline_gap_line(cfg: dict[str, Any]) -> str | None:
         agreement, rows = float(gap["agreement"]), int(gap["n_rows"])
     except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
         return None
-    line = (f"a plain transformers pipeline answers differently for {named}: those labels are scored outside the "
-            f"transformer; label sets agree on {agreement:.1%} of the {rows} out-of-fold titles")
+    line = (f"a plain transformers pipeline answers differently for {named}: it shows the transformer's sigmoid "
+            f"per label, while those labels are scored by another source or a softmax within their group; label "
+            f"sets agree on {agreement:.1%} of the {rows} out-of-fold titles")
     try:
         if gap.get("train_agreement") is not None:
             line += f" and on {float(gap['train_agreement']):.1%} of the final model's training titles"

@@ -134,12 +134,19 @@ def sources_text(r: "RunResult") -> str:
             f"fold, label by label). Cross-fitted macro-F1 at the configured thresholds: transformer "
             f"{sum(f1['transformer']) / len(f1['transformer']):.4f}, per-label sources "
             f"{sum(f1['per_label']) / len(f1['per_label']):.4f}. "
-            f"**{'Adopted' if choice.adopted else 'Not adopted'}**: {choice.reason}.")
+            f"**{sources_verdict(choice)}**: {choice.reason}.")
     if choice.adopted:
         text += ("\n\nThe model folder holds the baseline fitted on all rows (`baseline.skops`); `TitleClassifier`, "
                  "`predict.py` and every backend apply it to these labels. `pipeline(...)` returns the transformer's "
                  "scores only.")
     return text
+
+
+def sources_verdict(choice) -> str:
+    if choice.adopted:
+        return "Adopted"
+    # the rule would ship other sources, the settings keep the transformer: a measurement, not a rejection
+    return "Measured, not applied" if choice.not_applied else "Not adopted"
 
 
 def final_text(r: "RunResult") -> str:

@@ -38,13 +38,15 @@ class FoldOutput:
     head_seconds: float | None = None  # the model and its linear-probe head
     score_seconds: float | None = None  # scoring its test rows (and its training rows, report_train_metrics)
     steps: int | None = None  # optimizer steps trained (fewer than planned when a time budget stopped it)
+    # a plain pipeline's scores of the test rows (sigmoids), kept only where they differ: group_loss softmax
+    plain_scores: np.ndarray | None = None
 
 
-def out_of_fold(folds: Folds, outputs: list[FoldOutput], shape: tuple[int, int]) -> np.ndarray:
-    """Every row's score from the one model that did not train on it."""
+def out_of_fold(folds: Folds, outputs: list[FoldOutput], shape: tuple[int, int], plain: bool = False) -> np.ndarray:
+    """Every row's score from the one model that did not train on it (plain: as a plain pipeline shows it)."""
     oof = np.zeros(shape, dtype=np.float64)
     for (_, test), out in zip(folds, outputs):
-        oof[test] = out.test_scores
+        oof[test] = out.plain_scores if plain and out.plain_scores is not None else out.test_scores
     return oof
 
 
@@ -112,19 +114,19 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
         oof_scores=oof, oof_predictions=variants[chosen],
         oof_rows=OofRows(tuple(data.rows), tuple(data.titles), y),
     )
-    return dataclasses.replace(result, pipeline_gap=pipeline_gap(result, transformer_oof))
+    return dataclasses.replace(result, pipeline_gap=pipeline_gap(result, out_of_fold(folds, outputs, y.shape, plain=True)))
 
 
-def pipeline_gap(result: RunResult, transformer: np.ndarray) -> PipelineGap | None:
-    """None when the transformer scores every label; else the labels a plain pipeline user gets from it alone,
-    and how often the shipped rule's label sets from the transformer's own out-of-fold scores equal those from
-    the shipped scores."""
-    sources = result.shipped_sources()
-    if not sources or result.oof_scores is None:
+def pipeline_gap(result: RunResult, plain: np.ndarray) -> PipelineGap | None:
+    """None when a plain pipeline shows the shipped scores; else the labels it scores otherwise (another source,
+    or a sigmoid where a group was trained with a softmax), and how often the shipped rule's label sets from the
+    pipeline's out-of-fold scores equal those from the shipped scores."""
+    differ = result.pipeline_differences()
+    if not differ or result.oof_scores is None:
         return None
     rule = result.shipped_rule()
-    same, jaccard = label_agreement(rule.decide(transformer), rule.decide(result.oof_scores), result.labels)
-    return PipelineGap(dict(sources), same, len(transformer), jaccard)
+    same, jaccard = label_agreement(rule.decide(plain), rule.decide(result.oof_scores), result.labels)
+    return PipelineGap(differ, same, len(plain), jaccard)
 
 
 def fold_records(folds: Folds, outputs: list[FoldOutput], variants: dict[str, np.ndarray], rule: RuleChoice,
@@ -143,4 +145,5 @@ def sources_summary(sources: SourceChoice | None, labels: list[str]) -> SourcesS
     if sources is None:
         return None
     return SourcesSummary(adopted=sources.adopted, reason=sources.reason, sources=dict(zip(labels, sources.sources)),
-                          fold_macro_f1=sources.fold_macro_f1, fold_micro_f1=sources.fold_micro_f1)
+                          fold_macro_f1=sources.fold_macro_f1, fold_micro_f1=sources.fold_micro_f1,
+                          not_applied=sources.not_applied)

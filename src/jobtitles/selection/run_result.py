@@ -59,6 +59,7 @@ class SourcesSummary:
     sources: dict[str, str]  # label -> transformer | baseline | blend
     fold_macro_f1: dict[str, list[float]]
     fold_micro_f1: dict[str, list[float]]
+    not_applied: bool = False  # measured and adopted by the rule, not applied (score_sources: transformer)
 
     def shipped(self) -> dict[str, str]:
         """Labels the final model scores with the baseline or the blend (empty: the transformer only)."""
@@ -134,10 +135,11 @@ class LabelIssuesSummary:
 @dataclass(frozen=True)
 class PipelineGap:
     """What a plain transformers `pipeline` user (the Hub widget, Inference Endpoints, TEI) gets differently
-    from the measured model: the labels it scores with another source than the transformer, and on how many of
-    the out-of-fold titles the shipped rule gives the same label set from the transformer's own scores."""
+    from the measured model: the labels it scores otherwise (another source than the transformer, or a sigmoid
+    where the group was trained with a softmax), and on how many of the out-of-fold titles the shipped rule gives
+    the same label set from the pipeline's scores."""
 
-    sources: dict[str, str]  # label -> baseline | blend
+    sources: dict[str, str]  # label -> baseline | blend | softmax
     agreement: float  # share of rows with the same label set
     n_rows: int
     # per label: Jaccard index of the out-of-fold titles the two give it (empty in records of older versions)
@@ -199,7 +201,7 @@ class RunResult:
     final_loss_history: list[dict[str, Any]] | None = None
     final_steps: int | None = None  # optimizer steps the final model trained
     complete: bool = False  # set when the run finished: a rerun of the same command then changes nothing
-    pipeline_gap: PipelineGap | None = None  # set when some labels are scored outside the transformer
+    pipeline_gap: PipelineGap | None = None  # set when a plain pipeline shows some labels' scores otherwise
     plan: dict[str, Any] | None = None  # a time budget's plan (budget.Plan.to_json); None without a budget
     # the finished run of the folder this run replaced (run_info.json previous_run): the folder's history, not a
     # result of the inputs, so kept out of cv_results.json
@@ -215,6 +217,14 @@ class RunResult:
 
     def shipped_sources(self) -> dict[str, str]:
         return self.score_sources.shipped() if self.score_sources else {}
+
+    def pipeline_differences(self) -> dict[str, str]:
+        """Labels whose score a plain transformers pipeline (a sigmoid per logit) does not show as shipped: label ->
+        baseline | blend (another source) or softmax (its group was trained with one)."""
+        out = dict(self.shipped_sources())
+        for group in self.shipped_scoring().softmax_groups:
+            out.update({lab: "softmax" for lab in group.labels if lab not in out})
+        return {lab: out[lab] for lab in self.labels if lab in out}
 
     def shipped_rule(self) -> DecisionRule:
         """The rule the model folder carries (and the fit check scores)."""

@@ -70,6 +70,7 @@ class SourceChoice:
     fold_macro_f1: dict[str, list[float]]  # "transformer" / "per_label" -> per fold
     fold_micro_f1: dict[str, list[float]]
     reason: str
+    not_applied: bool = False  # the rule adopted sources, score_sources: transformer did not apply them
 
 
     def declined(self, transformer: np.ndarray) -> "SourceChoice":
@@ -78,10 +79,10 @@ class SourceChoice:
         if not self.adopted:
             return self
         return dataclasses.replace(
-            self, adopted=False, sources=["transformer"] * len(self.sources),
+            self, adopted=False, not_applied=True, sources=["transformer"] * len(self.sources),
             scores=np.asarray(transformer, dtype=np.float64),
-            reason=f"score_sources: transformer keeps every label on the transformer, so a plain pipeline gives "
-                   f"the shipped labels; with score_sources: auto, {self.reason}")
+            reason=f"score_sources: transformer keeps every label on the transformer; with score_sources: auto, "
+                   f"{self.reason}")
 
 
 def choose_sources(transformer: np.ndarray, baseline: np.ndarray, y: np.ndarray,

@@ -47,6 +47,8 @@ from jobtitles.train.step_rule import capped_steps
 from jobtitles.train.tracking import check_mlflow_store
 from jobtitles.train.watch import RunWatch
 
+PLAIN_SCORES = "plain_scores.npy"  # a fold's test scores as a plain pipeline shows them (group_loss: softmax only)
+
 
 def cross_validate(project: ProjectArgs, training: TrainingArguments, command: str | None = None) -> Path:
     """Check every setting and the output folder, take the folder's lock, then run (or resume) the job.
@@ -301,17 +303,19 @@ def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data:
                        project.model.repeat_factor_threshold)
         fold.train()
     t0 = time.perf_counter()
-    test_scores = fold.scores(ds.select(test))
+    test_scores, plain_scores = fold.score_pair(ds.select(test))
     train_metrics = None
     if project.run.report_train_metrics:
         train_pred = project.configured_rule(data.labels).decide(fold.scores(train_ds))
         train_metrics = multilabel_metrics(data.y[train], train_pred)
     return FoldOutput(test_scores, train_metrics, fold.train_seconds, fold.loss_history(), head_seconds,
-                      time.perf_counter() - t0, fold.steps)
+                      time.perf_counter() - t0, fold.steps, plain_scores)
 
 
 def save_fold(fold_dir: Path, out: FoldOutput) -> None:
     save_npy(fold_dir / "test_scores.npy", out.test_scores)
+    if out.plain_scores is not None:
+        save_npy(fold_dir / PLAIN_SCORES, out.plain_scores)
     # result.json last: its presence marks the fold as complete, so a rerun of the same command skips it
     write_json(fold_dir / "result.json", {"train_metrics": out.train_metrics, "train_seconds": out.train_seconds,
                                            "loss_history": out.loss_history, "head_seconds": out.head_seconds,
@@ -322,8 +326,9 @@ def load_fold(fold_dir: Path) -> FoldOutput | None:
     if not (fold_dir / "result.json").is_file():
         return None
     res = read_json(fold_dir / "result.json")
+    plain = np.load(fold_dir / PLAIN_SCORES) if (fold_dir / PLAIN_SCORES).is_file() else None
     return FoldOutput(np.load(fold_dir / "test_scores.npy"), res["train_metrics"], res["train_seconds"],
-                      res["loss_history"], res.get("head_seconds"), res.get("score_seconds"), res.get("steps"))
+                      res["loss_history"], res.get("head_seconds"), res.get("score_seconds"), res.get("steps"), plain)
 
 
 def broadcast(value, state: PartialState):

@@ -62,11 +62,11 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         with parts("final_baseline"):
             baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
         with parts("final_fit_check"):
-            transformer, shipped = training_scores(final, ds, data, result, baseline)
+            plain, shipped = training_scores(final, ds, data, result, baseline)
             check = fit_check(shipped, data, result)
         result = dataclasses.replace(
             result, final_fit_check=check, final_loss_history=final.loss_history(), final_steps=final.steps,
-            pipeline_gap=training_gap(result, transformer, shipped),
+            pipeline_gap=training_gap(result, plain, shipped),
             timing=dataclasses.replace(result.timing, final_train_seconds=final.train_seconds))
         configure_saved(model, tokenizer, result, project, data)
         tmp = run_dir / ".model.tmp"
@@ -130,22 +130,23 @@ def with_final_record(result: RunResult, run_dir: Path) -> RunResult:
 
 
 def training_scores(final: FoldRun, ds, data: LabeledData, result: RunResult, baseline) -> tuple[np.ndarray, np.ndarray]:
-    """The final model's scores on its training rows: the transformer's alone, and as shipped (with the
-    baseline's for the labels scored by it)."""
-    transformer = final.scores(ds)
+    """The final model's scores on its training rows: as a plain pipeline shows them (the transformer's alone,
+    a sigmoid per logit), and as shipped (with the baseline's for the labels scored by it)."""
+    transformer, plain = final.score_pair(ds)
+    plain = transformer if plain is None else plain
     if baseline is None:
-        return transformer, transformer
-    return transformer, result.shipped_scoring().combine(
+        return plain, transformer
+    return plain, result.shipped_scoring().combine(
         transformer, baseline.predict_proba(np.asarray(data.titles, dtype=object)))
 
 
-def training_gap(result: RunResult, transformer: np.ndarray, shipped: np.ndarray) -> PipelineGap | None:
+def training_gap(result: RunResult, plain: np.ndarray, shipped: np.ndarray) -> PipelineGap | None:
     """The run's pipeline gap with the final model's own figures: on its training titles, how often the shipped
-    rule gives the same label set from the transformer's scores alone as from the shipped scores."""
+    rule gives the same label set from a plain pipeline's scores as from the shipped scores."""
     if result.pipeline_gap is None:
         return None
     rule = result.shipped_rule()
-    same, jaccard = label_agreement(rule.decide(transformer), rule.decide(shipped), result.labels)
+    same, jaccard = label_agreement(rule.decide(plain), rule.decide(shipped), result.labels)
     return dataclasses.replace(result.pipeline_gap, train_agreement=same, train_label_jaccard=jaccard)
 
 

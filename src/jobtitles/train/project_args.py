@@ -176,7 +176,8 @@ class DecisionArgs:
     score_sources: Literal["auto", "transformer"] = field(
         default="transformer",
         metadata={"help": "transformer: every label is scored by the transformer, so a plain transformers "
-                          "pipeline gives the shipped labels (the run still reports what auto would change); "
+                          "pipeline shows the shipped scores with group_loss: bce (the run still reports what "
+                          "auto would change); "
                           "auto: a label's score may come from the TF-IDF baseline or the mean of both where its "
                           "own cross-fitted gain beats its noise (needs baseline: true)."}
     )

@@ -241,7 +241,12 @@ class FoldRun:
 
     def scores(self, ds: Dataset) -> np.ndarray:
         """Scores (n, n_labels) in the rows' order (sigmoids; softmax within groups trained so); gathered from all
-        processes in distributed runs.
+        processes in distributed runs."""
+        return self.score_pair(ds)[0]
+
+    def score_pair(self, ds: Dataset) -> tuple[np.ndarray, np.ndarray | None]:
+        """The scores, and (only when groups were trained with a softmax) the sigmoid of every logit: what a plain
+        transformers pipeline shows for the same rows.
 
         Rows are predicted sorted by length (little padding per batch), then put back in order."""
         order = dataset_length_order(ds)
@@ -249,7 +254,11 @@ class FoldRun:
         logits = logits[0] if isinstance(logits, tuple) else logits
         out = np.empty_like(logits, dtype=np.float64)
         out[order] = scores_from_logits(logits, self.softmax_groups)
-        return out
+        if not self.softmax_groups:
+            return out, None
+        plain = np.empty_like(out)
+        plain[order] = scores_from_logits(logits)
+        return out, plain
 
     @property
     def steps(self) -> int:
