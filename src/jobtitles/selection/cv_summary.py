@@ -64,7 +64,7 @@ def candidate_decisions(oof: np.ndarray, folds: Folds, choice: RuleChoice, confi
 def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], project: ProjectArgs,
               training: TrainingArguments, cv_seconds: float, precision: dict[str, str]) -> RunResult:
     labels, y = data.labels, data.y
-    oof = transformer_oof = out_of_fold(folds, outputs, y.shape)
+    oof = out_of_fold(folds, outputs, y.shape)
     configured = project.configured_rule(labels)
     base_scores, baseline_seconds, sources = None, None, None
     if project.run.baseline:  # the TF-IDF baseline on the same folds; optionally a per-label score source
