@@ -114,6 +114,58 @@ def test_thresholds_kept_when_groups_do_not_pay():
     assert np.mean(rule.fold_micro_f1["configured+groups"]) < np.mean(rule.fold_micro_f1["configured"]) == 1.0
 
 
+def hedged_scores(n: int = 200):
+    """One exclusive group of three levels, every row exactly one. On 40 rows of 200 a wrong level scores above
+    the right one and both pass 0.5, on 20 rows the right one is above the wrong one and both pass: thresholds
+    give those 60 rows two levels (half right for micro-F1, always wrong as a set); one label per group gets the
+    20 right and the 40 wholly wrong."""
+    y = np.zeros((n, 3), dtype=int)
+    truth = np.arange(n) % 3
+    y[np.arange(n), truth] = 1
+    scores = np.where(y == 1, 0.9, 0.1)
+    wrong = (truth + 1) % 3
+    hedge = (np.arange(n) // 5) % 10  # every fold (rows k, k + 5, ...) holds each kind of row alike
+    below, above = np.flatnonzero(hedge < 2), np.flatnonzero((hedge >= 2) & (hedge < 3))
+    scores[np.flatnonzero(hedge < 3), wrong[hedge < 3]] = 0.6
+    scores[below, truth[below]] = 0.55  # the wrong level wins these
+    scores[above, truth[above]] = 0.9
+    folds = [(np.setdiff1d(np.arange(n), np.arange(k, n, 5)), np.arange(k, n, 5)) for k in range(5)]
+    return scores, y, folds
+
+
+def test_whole_label_sets_only_where_every_row_has_exactly_one_label_of_every_group():
+    from jobtitles.selection.decisions import whole_label_sets
+
+    level = LabelGroup("level", ("a", "b"), EXACTLY_ONE)
+    y = np.array([[1, 0], [0, 1]])
+    assert whole_label_sets(y, ["a", "b"], [level])
+    assert not whole_label_sets(np.array([[1, 0], [0, 0]]), ["a", "b"], [level])  # a row without a level
+    assert not whole_label_sets(np.array([[1, 1], [0, 1]]), ["a", "b"], [level])  # a row with two
+    assert not whole_label_sets(np.array([[1, 0, 1], [0, 1, 0]]), ["a", "b", "c"], [level])  # c in no group
+    assert not whole_label_sets(y, ["a", "b"], [])
+
+
+def test_single_group_data_is_decided_on_whole_label_sets():
+    """Where a set with two levels is always wrong, the rule that gives one level per title ships although it
+    lowers micro-F1 (which gives half credit to the two-level sets); the same scores with a fourth label outside
+    the group keep the mean objective and the thresholds."""
+    from jobtitles.selection.decisions import MEAN_OBJECTIVE, SUBSET_OBJECTIVE
+
+    scores, y, folds = hedged_scores()
+    group = LabelGroup("level", ("a", "b", "c"), EXACTLY_ONE)
+    rule = choose_rule(scores, y, folds, make_rule(list("abc"), 0.5, False), [group], 5, tune=False)
+    assert rule.objective == SUBSET_OBJECTIVE and rule.chosen == "configured+groups"
+    exact, micro = rule.fold_subset_accuracy, rule.fold_micro_f1
+    assert np.mean(exact["configured"]) == pytest.approx(0.7) and np.mean(exact["configured+groups"]) == pytest.approx(0.8)
+    assert np.mean(micro["configured+groups"]) < np.mean(micro["configured"])
+    assert rule.gain == pytest.approx(0.1) and "only whole label sets count" in rule.reason
+    extra = np.zeros((len(y), 1), dtype=int)
+    extra[::7] = 1  # a label outside the group: part credit means something again
+    y4, s4 = np.hstack([y, extra]), np.hstack([scores, np.where(extra == 1, 0.9, 0.1)])
+    rule = choose_rule(s4, y4, folds, make_rule(list("abcd"), 0.5, False), [group], 5, tune=False)
+    assert rule.objective == MEAN_OBJECTIVE and rule.chosen == "configured"
+
+
 @pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
 def test_saved_groups_decode_in_every_backend(tiny_run_dir, tmp_path, backend):
     from jobtitles import TitleClassifier

@@ -190,3 +190,17 @@ def test_per_label_plots_name_the_labels_scored_by_another_source():
 
 def test_pr_pages_cover_every_label_once():
     assert plots.pr_pages(45, per_page=20) == [list(range(20)), list(range(20, 40)), list(range(40, 45))]
+
+
+def test_whole_label_set_data_leads_with_subset_accuracy():
+    """Where the rule was chosen on subset accuracy (every title has one label of each group), the report, the
+    card and the console put that figure first and say why."""
+    from jobtitles.reporting.report import console_table, metric_table, objective_note
+    from jobtitles.selection.decisions import SUBSET_OBJECTIVE
+
+    r = small_result()
+    whole = replace(r, decision_rule=replace(r.decision_rule, objective=SUBSET_OBJECTIVE))
+    assert metric_table(r).splitlines()[2].startswith("| micro_f1 |")
+    assert metric_table(whole).splitlines()[2].startswith("| subset_accuracy |")
+    assert console_table(whole).splitlines()[1].startswith("subset_accuracy")
+    assert objective_note(r) == "" and "subset accuracy is the headline" in objective_note(whole)

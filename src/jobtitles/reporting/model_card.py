@@ -18,7 +18,7 @@ from jobtitles.core.io_utils import read_json
 from jobtitles.reporting.markdown import md_cell
 from jobtitles.reporting.run_time import budget_text, final_rows, rows_line
 from jobtitles.train.project_args import ProjectArgs
-from jobtitles.reporting.report import (final_text, fold_table, metric_table, label_table, missing_text,
+from jobtitles.reporting.report import (final_text, fold_table, metric_table, label_table, missing_text, objective_note,
                                         rare_labels_text, sources_text, threshold_text, weakest_labels)
 from jobtitles.train.run_folder import RUN_INFO, VOLATILE, package_versions
 from jobtitles.selection.run_result import RunResult
@@ -279,7 +279,7 @@ def make_card(r: RunResult, project: ProjectArgs, training: TrainingArguments,
         gap_text=md_cell(r.pipeline_gap.line()[:1].upper() + r.pipeline_gap.line()[1:], 1200) if r.pipeline_gap else "",
         sample_text=SAMPLE_TEXT if data.is_sample else "", licence_text=licence_text(facts),
         labels_table=labels_table(r, data), weakest_text=weakest_text(r),
-        metric_table=metric_table(r), label_table=label_table(r), fold_table=fold_table(r),
+        objective_note=objective_note(r), metric_table=metric_table(r), label_table=label_table(r), fold_table=fold_table(r),
         missing_text=missing_text(r), rare_text=rare_labels_text(r), sources_text=sources_text(r),
         threshold_text=threshold_text(r), final_text=final_text(r),
         baseline_name=r.baseline_name, settings=non_default_settings(project, training), used=used,

@@ -99,7 +99,7 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
             repeat_factor_threshold=project.model.repeat_factor_threshold),
         decision_rule=RuleSummary(chosen=rule.chosen, variant=chosen, reason=rule.reason, gain=rule.gain,
                                   noise=rule.noise, fold_micro_f1=rule.fold_micro_f1,
-                                  fold_subset_accuracy=rule.fold_subset_accuracy),
+                                  fold_subset_accuracy=rule.fold_subset_accuracy, objective=rule.objective),
         label_groups=[g.to_json() for g in data.groups], label_groups_used=bool(rule.rule.groups),
         score_sources=sources_summary(sources, labels),
         head_init=project.model.head_init,

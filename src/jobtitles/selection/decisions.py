@@ -15,6 +15,9 @@ from jobtitles.core.label_groups import LabelGroup
 from jobtitles.core.metrics import multilabel_metrics
 
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+# What the chooser maximises: the mean of micro-F1 and subset accuracy; subset accuracy alone where every title
+# has exactly one label of each group (whole_label_sets)
+MEAN_OBJECTIVE, SUBSET_OBJECTIVE = "mean of micro-F1 and subset accuracy", "subset accuracy"
 
 
 def threshold_vector(labels: list[str], default: float, per_label: dict[str, float] | None = None) -> np.ndarray:
@@ -117,10 +120,22 @@ class RuleChoice:
     fold_thresholds: dict[str, list[np.ndarray]]  # candidates.BASES -> thresholds per fold
     fold_micro_f1: dict[str, list[float]]  # candidate -> micro-F1 of each test fold
     fold_subset_accuracy: dict[str, list[float]]  # candidate -> subset accuracy of each test fold
-    gain: float  # mean per-fold gain (mean of micro-F1 and subset accuracy) of the best candidate over configured
+    gain: float  # mean per-fold gain (of the objective) of the best candidate over configured
     noise: float  # standard error of that per-fold gain
     notes: dict[str, str]
     reason: str
+    objective: str = MEAN_OBJECTIVE
+
+
+def whole_label_sets(y: np.ndarray, labels: Sequence[str], groups: Sequence[LabelGroup]) -> bool:
+    """Every label belongs to a group and every row has exactly one label of each group: a label set is then
+    right or wrong as a whole. Micro-F1 gives part credit to a set with two labels of a group (one of them
+    right), which the user can never use, so there subset accuracy alone decides."""
+    y = np.asarray(y)
+    cols = [[labels.index(lab) for lab in g.labels if lab in labels] for g in groups]
+    if not groups or len(y) == 0 or sorted(j for c in cols for j in c) != list(range(len(labels))):
+        return False
+    return all(bool((y[:, c].sum(axis=1) == 1).all()) for c in cols)
 
 
 def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
@@ -152,38 +167,44 @@ def choose_rule(scores: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray,
         f1[c.key] = [m["micro_f1"] for m in per_fold]
         exact[c.key] = [m["subset_accuracy"] for m in per_fold]
     final = tune_thresholds(scores, y, labels, default, min_support, only=always) if tune else Tuned(default)
+    objective = SUBSET_OBJECTIVE if whole_label_sets(y, labels, groups) else MEAN_OBJECTIVE
     if len(candidates) == 1:
         return RuleChoice(CONFIGURED.key, configured, fold_thr, f1, exact, 0.0, 0.0, {},
-                          "no candidate rule (tune_thresholds is false and there are no label groups)")
-    chosen, gain, noise, reason = _adopt(candidates, f1, exact)
+                          "no candidate rule (tune_thresholds is false and there are no label groups)", objective)
+    chosen, gain, noise, reason = _adopt(candidates, f1, exact, objective)
     shipped = {CONFIGURED_THRESHOLDS: default, TUNED_THRESHOLDS: final.thresholds,
                SHRUNK_THRESHOLDS: shrink(final.thresholds, default, y.sum(axis=0), min_support)}[chosen.base]
     notes = final.notes if chosen.base != CONFIGURED_THRESHOLDS else {}
     rule = configured.with_thresholds(shipped).with_groups(groups if chosen.grouped else ())
-    return RuleChoice(chosen.key, rule, fold_thr, f1, exact, gain, noise, notes, reason)
+    return RuleChoice(chosen.key, rule, fold_thr, f1, exact, gain, noise, notes, reason, objective)
 
 
-def _adopt(candidates: list[Candidate], f1: dict[str, list[float]],
-           exact: dict[str, list[float]]) -> tuple[Candidate, float, float, str]:
+def _adopt(candidates: list[Candidate], f1: dict[str, list[float]], exact: dict[str, list[float]],
+           objective_name: str = MEAN_OBJECTIVE) -> tuple[Candidate, float, float, str]:
     """The best candidate if it beats the configured rule by more than the noise, else the configured rule.
 
     The objective is the mean of micro-F1 (the tuning objective) and subset accuracy (exact label sets, what
-    group decoding is for), per fold; ties go to the simpler rule: fewer moved thresholds, then no groups."""
+    group decoding is for), per fold, and micro-F1 may not fall beyond its noise; where whole label sets are
+    all that counts (SUBSET_OBJECTIVE) subset accuracy alone. Ties go to the simpler rule: fewer moved
+    thresholds, then no groups."""
+    whole = objective_name == SUBSET_OBJECTIVE
+
     def objective(c: Candidate) -> np.ndarray:
-        return (np.asarray(f1[c.key]) + np.asarray(exact[c.key])) / 2
+        return np.asarray(exact[c.key]) if whole else (np.asarray(f1[c.key]) + np.asarray(exact[c.key])) / 2
 
     best = max((c for c in candidates if c != CONFIGURED),
                key=lambda c: (round(float(objective(c).mean()), 6), tuple(-x for x in c.simplicity)))
     gain, noise = paired_gain(objective(CONFIGURED), objective(best))
     micro_gain, micro_noise = paired_gain(np.asarray(f1[CONFIGURED.key]), np.asarray(f1[best.key]))
-    if gain > noise and gain > 0 and micro_gain >= -micro_noise:
+    why = ("every title has exactly one label of each group, so only whole label sets count; " if whole else "")
+    if gain > noise and gain > 0 and (whole or micro_gain >= -micro_noise):
         return best, gain, noise, (
-            f"{best.key} raises the cross-fitted mean of micro-F1 and subset accuracy by {gain:.4f} per fold, more "
-            f"than the fold-to-fold noise ({noise:.4f}), and changes micro-F1 by {micro_gain:+.4f}")
+            f"{why}{best.key} raises the cross-fitted {objective_name} by {gain:.4f} per fold, more than the "
+            f"fold-to-fold noise ({noise:.4f}), and changes micro-F1 by {micro_gain:+.4f}")
+    micro = "" if whole else f" (noise {micro_noise:.4f})"
     return CONFIGURED, gain, noise, (
-        f"the best candidate ({best.key}) changes the cross-fitted mean of micro-F1 and subset accuracy by "
-        f"{gain:+.4f} per fold (noise {noise:.4f}) and micro-F1 by {micro_gain:+.4f} (noise "
-        f"{micro_noise:.4f}): the configured thresholds are kept")
+        f"{why}the best candidate ({best.key}) changes the cross-fitted {objective_name} by {gain:+.4f} per fold "
+        f"(noise {noise:.4f}) and micro-F1 by {micro_gain:+.4f}{micro}: the configured thresholds are kept")
 
 
 def candidate_rules(configured: DecisionRule, fold_thresholds: list[np.ndarray],

@@ -48,6 +48,8 @@ class RuleSummary:
     noise: float
     fold_micro_f1: dict[str, list[float]]
     fold_subset_accuracy: dict[str, list[float]]
+    # what the chooser maximised (decisions.MEAN_OBJECTIVE or SUBSET_OBJECTIVE); older records: the mean
+    objective: str = "mean of micro-F1 and subset accuracy"
 
 
 @dataclass(frozen=True)
