@@ -156,7 +156,8 @@ def test_single_group_data_is_decided_on_whole_label_sets():
     rule = choose_rule(scores, y, folds, make_rule(list("abc"), 0.5, False), [group], 5, tune=False)
     assert rule.objective == SUBSET_OBJECTIVE and rule.chosen == "configured+groups"
     exact, micro = rule.fold_subset_accuracy, rule.fold_micro_f1
-    assert np.mean(exact["configured"]) == pytest.approx(0.7) and np.mean(exact["configured+groups"]) == pytest.approx(0.8)
+    assert np.mean(exact["configured"]) == pytest.approx(0.7)
+    assert np.mean(exact["configured+groups"]) == pytest.approx(0.8)
     assert np.mean(micro["configured+groups"]) < np.mean(micro["configured"])
     assert rule.gain == pytest.approx(0.1) and "only whole label sets count" in rule.reason
     extra = np.zeros((len(y), 1), dtype=int)

@@ -96,7 +96,8 @@ class TitleClassifier:
         # the saved rule and scoring, every key checked: a model folder may come from someone else
         self.rule = DecisionRule.from_config(cfg, self.labels, where, threshold)
         self.scoring = Scoring.from_config(cfg, self.labels, where)
-        # labels scored outside the transformer or by a group softmax: what a plain transformers pipeline answers differently (or None)
+        # labels scored outside the transformer or by a group softmax: what a plain transformers pipeline
+        # answers differently (or None)
         self.pipeline_gap = pipeline_gap_line(cfg)
         self.batch_size = batch_size
         self.tokenizer = load_checked_tokenizer(self.model_dir, cfg)

@@ -114,7 +114,8 @@ def summarize(data: LabeledData, folds: Folds, outputs: list[FoldOutput], projec
         oof_scores=oof, oof_predictions=variants[chosen],
         oof_rows=OofRows(tuple(data.rows), tuple(data.titles), y),
     )
-    return dataclasses.replace(result, pipeline_gap=pipeline_gap(result, out_of_fold(folds, outputs, y.shape, plain=True)))
+    plain = out_of_fold(folds, outputs, y.shape, plain=True)  # what a plain pipeline shows of the same models
+    return dataclasses.replace(result, pipeline_gap=pipeline_gap(result, plain))
 
 
 def pipeline_gap(result: RunResult, plain: np.ndarray) -> PipelineGap | None:

@@ -71,7 +71,8 @@ class InfoResponse(BaseModel):
     label_groups: list[LabelGroupInfo] = Field(default_factory=list, description="Groups decided one label per "
                                                "group (the group's top score).")
     pipeline_gap: str | None = Field(None, description="Labels a plain transformers pipeline answers differently "
-                                                       "for (scored outside the transformer or by a group softmax), with the agreement.")
+                                                       "for (scored outside the transformer or by a group "
+                                                       "softmax), with the agreement.")
     max_length: int
     backend: str
     backend_reason: str
