@@ -129,41 +129,6 @@ def _cleanlab_ranking(y: np.ndarray, scores: np.ndarray, labels: list[str]) -> t
     return np.asarray(quality, dtype=np.float64), np.asarray(mask, dtype=bool), note
 
 
-def whole_groups(y: np.ndarray, labels: list[str], groups) -> list[np.ndarray]:
-    """The columns of each group of which every row has exactly one given label (the others stay multi-label)."""
-    out = []
-    for g in groups:
-        cols = np.array([labels.index(lab) for lab in g.labels if lab in labels], dtype=int)
-        if len(cols) >= 2 and bool((y[:, cols].sum(axis=1) == 1).all()):
-            out.append(cols)
-    return out
-
-
-def _grouped_ranking(y: np.ndarray, scores: np.ndarray, labels: list[str],
-                     groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """Each exactly-one group ranked as the multi-class problem it is (one given label, its scores renormalised
-    to sum to one: a wrong level is a level swapped for another, which one-vs-rest splits into a missing and an
-    extra label judged apart), the remaining labels by the multi-label ranking; a row's quality is its worst."""
-    from cleanlab.filter import find_label_issues as cl_multiclass_issues
-    from cleanlab.rank import get_label_quality_scores as cl_multiclass_quality
-
-    quality, mask = np.ones(len(y)), np.zeros(len(y), dtype=bool)
-    for cols in groups:
-        probs = np.clip(scores[:, cols].astype(np.float64), 1e-6, None)
-        probs /= probs.sum(axis=1, keepdims=True)
-        given = y[:, cols].argmax(axis=1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quality = np.minimum(quality, cl_multiclass_quality(given, probs))
-            mask |= np.asarray(cl_multiclass_issues(given, probs, n_jobs=1), dtype=bool)
-    rest = np.setdiff1d(np.arange(y.shape[1]), np.concatenate(groups))
-    note = None
-    if len(rest):
-        q, m, note = _cleanlab_ranking(y[:, rest], scores[:, rest], [labels[j] for j in rest])
-        quality, mask = np.where(np.isnan(q), quality, np.minimum(quality, q)), mask | m
-    return quality, mask, note
-
-
 def _kind(missing: list[str], extra: list[str]) -> str:
     if missing and extra:
         return SWAP
