@@ -85,8 +85,9 @@ def test_the_run_says_it_everywhere(tiny_run_dir, result, capsys):
     worst = sorted((min(gap.label_jaccard[lab], gap.train_label_jaccard[lab]), lab) for lab in result.labels)
     lowest = ", ".join(f"{lab} {v:.2f}" for v, lab in worst if v < 1.0)
     assert lowest, "the tiny random model's label sets differ for some label"
-    assert line == (f"a plain transformers pipeline answers differently for {named}: those labels are scored "
-                    f"outside the transformer; label sets agree on {gap.agreement:.1%} of the {gap.n_rows} "
+    assert line == (f"a plain transformers pipeline answers differently for {named}: it shows the transformer's "
+                    f"sigmoid per label, while those labels are scored by another source or a softmax within their "
+                    f"group; label sets agree on {gap.agreement:.1%} of the {gap.n_rows} "
                     f"out-of-fold titles and on {gap.train_agreement:.1%} of the final model's training titles; "
                     f"labels whose titles differ most (Jaccard of the titles each gives the label, the lower of "
                     f"out-of-fold and training): {lowest}")
