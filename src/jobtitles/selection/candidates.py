@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# What the rule chooser maximises: the mean of micro-F1 and subset accuracy; subset accuracy alone where every
+# title has exactly one label of each group (decisions.whole_label_sets)
+MEAN_OBJECTIVE, SUBSET_OBJECTIVE = "mean of micro-F1 and subset accuracy", "subset accuracy"
+
 BASES = ("configured", "shrunk", "tuned")  # where thresholds come from, simplest first: ties go to the earlier
 CONFIGURED_THRESHOLDS, SHRUNK_THRESHOLDS, TUNED_THRESHOLDS = BASES
 BASELINE, TRAIN = "baseline", "model_train"  # report rows that are not candidate rules

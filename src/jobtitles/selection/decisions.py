@@ -8,16 +8,14 @@ from typing import Sequence
 
 import numpy as np
 
-from jobtitles.selection.candidates import (ALL, CONFIGURED, CONFIGURED_THRESHOLDS, SHRUNK_THRESHOLDS, TUNED_THRESHOLDS,
+from jobtitles.selection.candidates import (ALL, CONFIGURED, CONFIGURED_THRESHOLDS, MEAN_OBJECTIVE, SHRUNK_THRESHOLDS,
+                                  SUBSET_OBJECTIVE, TUNED_THRESHOLDS,
                                   Candidate)
 from jobtitles.core.decision_rule import DecisionRule
 from jobtitles.core.label_groups import LabelGroup
 from jobtitles.core.metrics import multilabel_metrics
 
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
-# What the chooser maximises: the mean of micro-F1 and subset accuracy; subset accuracy alone where every title
-# has exactly one label of each group (whole_label_sets)
-MEAN_OBJECTIVE, SUBSET_OBJECTIVE = "mean of micro-F1 and subset accuracy", "subset accuracy"
 
 
 def threshold_vector(labels: list[str], default: float, per_label: dict[str, float] | None = None) -> np.ndarray:

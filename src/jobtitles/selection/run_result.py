@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jobtitles.selection.candidates import ORDER, fold_key
+from jobtitles.selection.candidates import MEAN_OBJECTIVE, ORDER, fold_key
 from jobtitles.core.decision_rule import DecisionRule
 from jobtitles.core.label_groups import LabelGroup
 from jobtitles.core.scoring import Scoring, source_list
@@ -48,8 +48,7 @@ class RuleSummary:
     noise: float
     fold_micro_f1: dict[str, list[float]]
     fold_subset_accuracy: dict[str, list[float]]
-    # what the chooser maximised (decisions.MEAN_OBJECTIVE or SUBSET_OBJECTIVE); older records: the mean
-    objective: str = "mean of micro-F1 and subset accuracy"
+    objective: str = MEAN_OBJECTIVE  # what the chooser maximised (older records: the mean)
 
 
 @dataclass(frozen=True)
