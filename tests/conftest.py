@@ -103,6 +103,20 @@ def tiny_run_dir(tiny_csv, tiny_model_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def normalized_run_dir(tiny_csv, tiny_model_dir, tmp_path_factory) -> Path:
+    """A run with `title_normalization: abbreviations`, every label on the transformer (so a plain pipeline
+    gives the shipped scores), 2 folds + final model. Tests must not modify it: copy it first."""
+    from jobtitles.cli import train_main
+
+    out = tmp_path_factory.mktemp("runs") / "normalized"
+    argv = tiny_train_argv(tiny_csv, tiny_model_dir, out, "--title_normalization", "abbreviations",
+                           "--label_issues", "false")
+    argv[argv.index("--score_sources") + 1] = "transformer"
+    assert train_main(argv) == 0
+    return out
+
+
 def make_rule(labels, thresholds=0.5, at_least_one: bool = True, exclusive: int | None = None, groups=()):
     """A DecisionRule from test arrays: `labels` a list of names or a count, `exclusive` a column, `groups`
     (column indices, exactly_one) pairs."""

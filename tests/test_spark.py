@@ -263,3 +263,21 @@ def test_cli_errors_before_any_task(spark, model_dir, tmp_path, capsys, case):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
     assert not Path(out).exists() and Path(src).is_dir()
+
+
+def test_title_normalization_is_the_same_in_spark(spark, normalized_run_dir):
+    """A model trained with title_normalization: Spark's workers load the folder's tokenizer, so an abbreviated
+    title and its written-out form get the same scores, and those of TitleClassifier."""
+    from jobtitles.predict.inference import TitleClassifier
+    from jobtitles.predict.spark import title_labeler
+
+    model_dir = normalized_run_dir / "model"
+    titles = ["SVP Marketing", "Senior Vice President Marketing", "Sr. Dir. Sales", "senior director sales",
+              "Referent/in Vertrieb (m/w/d)", "Referent Vertrieb"]
+    got = label_df(spark, titles, title_labeler(model_dir, backend="torch"))
+    local = TitleClassifier(model_dir)
+    labels = list(local.labels)
+    scores = np.array([[got[i]["scores"][lab] for lab in labels] for i in range(len(titles))])
+    # one model input: equal up to float rounding (the two spellings may sit in other partitions and batches)
+    assert np.allclose(scores[0::2], scores[1::2], atol=1e-6, rtol=0)
+    assert np.allclose(scores, local.predict_scores(titles), atol=1e-5, rtol=0)

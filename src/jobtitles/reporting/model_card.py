@@ -15,6 +15,7 @@ from transformers import TrainingArguments
 
 from jobtitles.core.embedded import EMBEDDED_HUB_ID, EMBEDDED_LANGUAGE, EMBEDDED_LICENSE, EMBEDDED_NAME, base_model_id
 from jobtitles.core.io_utils import read_json
+from jobtitles.core.title_normalization import NONE, RULES
 from jobtitles.reporting.markdown import md_cell
 from jobtitles.reporting.run_time import budget_text, final_rows, rows_line
 from jobtitles.train.project_args import ProjectArgs
@@ -147,6 +148,16 @@ def base_model_facts(name_or_path: str) -> BaseModelFacts:
     return BaseModelFacts(_text_or_none(meta.get("license")),
                           f"the model card (README.md metadata) of the base model `{public_base_name(name_or_path)}`",
                           _text_or_none(meta.get("license_name")), _text_or_none(meta.get("license_link")), language)
+
+
+def normalization_text(kind: str) -> str:
+    """The card's line on title normalisation (empty without it)."""
+    if kind == NONE:
+        return ""
+    return ("The tokenizer normalises titles before the model sees them (tokenizer.json, so a plain `pipeline` does "
+            f"too): {len(RULES)} rules expand abbreviations such as VP, SVP, Sr., Dir., Mgr and CEO and drop German "
+            "gender forms (\"/in\", \"(m/w/d)\") and contract notices such as \"(Full-time)\". The TF-IDF "
+            "baseline reads the titles as written.")
 
 
 def licence_text(facts: BaseModelFacts) -> str:
@@ -284,5 +295,6 @@ def make_card(r: RunResult, project: ProjectArgs, training: TrainingArguments,
         threshold_text=threshold_text(r), final_text=final_text(r),
         baseline_name=r.baseline_name, settings=non_default_settings(project, training), used=used,
         max_length=project.model.max_length, versions=package_versions(),
+        normalization_text=normalization_text(project.model.title_normalization),
         rows_text=rows_line(r), budget_text=budget_text(r) if r.plan else "",
     )

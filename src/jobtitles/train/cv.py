@@ -110,7 +110,7 @@ def _run(project: ProjectArgs, training: TrainingArguments, run_dir: Path, state
     if finished:
         return finished_run(run_dir, training, state)
 
-    tokenizer = load_tokenizer(project.model.model_name_or_path)
+    tokenizer = load_tokenizer(project.model.model_name_or_path, project.model.title_normalization)
     with parts("tokenize"):
         ds = training_dataset(data.titles, data.y, data.rows, tokenizer, project.model.max_length,
                               project.model.pad_to_max_length)

@@ -13,6 +13,7 @@ from accelerate import PartialState
 from transformers import TrainingArguments
 
 from jobtitles.core.baseline import fit_baseline
+from jobtitles.core.title_normalization import CONFIG_KEY as NORMALIZATION_KEY
 from jobtitles.train.project_args import ProjectArgs
 from jobtitles.core.data import LabeledData
 from jobtitles.train.hub import push
@@ -105,6 +106,7 @@ def configure_saved(model, tokenizer, result: RunResult, project: ProjectArgs, d
     # the tokenizer's own limit is what every backend and transformers' pipeline(truncation=True) cut to:
     # the length the model was trained with, not the encoder's 512
     tokenizer.model_max_length = project.model.max_length
+    model.config.update({NORMALIZATION_KEY: project.model.title_normalization})  # the rules live in tokenizer.json
 
 
 def final_record(result: RunResult) -> dict:

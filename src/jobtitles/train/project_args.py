@@ -77,6 +77,12 @@ class ModelArgs:
         default="embedded", metadata={"help": "'embedded' (offline all-MiniLM-L6-v2), a local folder or a Hub id."}
     )
     max_length: int = field(default=64, metadata={"help": "Tokens per title; longer titles are truncated (reported)."})
+    title_normalization: Literal["none", "abbreviations"] = field(
+        default="none", metadata={"help": "abbreviations: the tokenizer expands VP, SVP, Sr., Dir., Mgr, CEO ... and "
+                                          "drops German gender forms and (m/w/d) / (Full-time) notices, in training "
+                                          "and every prediction path, a plain pipeline included (it is saved in "
+                                          "tokenizer.json); none: titles as written."}
+    )
     pad_to_max_length: bool = field(
         default=False, metadata={"help": "Pad every title to max_length (the classic recipe; slow). Default: "
                                          "dynamic padding per batch."}

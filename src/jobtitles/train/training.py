@@ -30,6 +30,7 @@ from jobtitles.core.activations import IndexedGroups, scores_from_logits
 from jobtitles.core.cores import usable_cores
 from jobtitles.core.embedded import resolve_model_path
 from jobtitles.core.errors import UserError
+from jobtitles.core.title_normalization import NONE, with_normalization
 from jobtitles.train.gpu_settings import pad_multiple
 from jobtitles.train.head_init import linear_probe_init
 from jobtitles.core.log import logger
@@ -47,12 +48,17 @@ def _load_error(model_name_or_path: str, what: str, err: Exception) -> UserError
     )
 
 
-def load_tokenizer(model_name_or_path: str) -> PreTrainedTokenizerBase:
+def load_tokenizer(model_name_or_path: str, normalization: str = NONE) -> PreTrainedTokenizerBase:
+    """The encoder's tokenizer, with the title normalisation every model of the run trains and is saved with."""
     path = resolve_model_path(model_name_or_path)
     try:
-        return AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as err:
         raise _load_error(model_name_or_path, "a tokenizer", err) from err
+    if normalization != NONE and not getattr(tokenizer, "is_fast", False):
+        raise UserError(f"title_normalization {normalization!r} needs a fast tokenizer (tokenizer.json), but "
+                        f"{model_name_or_path!r} has a {type(tokenizer).__name__}; set title_normalization: none")
+    return with_normalization(tokenizer, normalization)
 
 
 def check_max_length(model_name_or_path: str, max_length: int) -> None:
