@@ -173,7 +173,10 @@ def final_text(r: "RunResult") -> str:
     verdict = ("as expected" if check.ok else
                "**below what the fold models reached on unseen rows: its training went wrong; rerun with another "
                "seed before using it**")
-    return (f"Trained on all {final_rows(r)} titles. On its own training rows, with the saved thresholds: "
+    averaged = (f" Its weights are the uniform average of the weights of {r.averaged_models - 1} fold models and the "
+                "final model (`fold_average`); the cross-validated figures are those of the fold models, the check "
+                "here is of the average." if r.averaged_models else "")
+    return (f"Trained on all {final_rows(r)} titles.{averaged} On its own training rows, with the saved thresholds: "
             f"micro-F1 {m['micro_f1']:.4f}, subset accuracy {m['subset_accuracy']:.4f} ({verdict}; expected at "
             f"least {check.expected_min_micro_f1:.4f}).")
 

@@ -201,6 +201,7 @@ class RunResult:
     final_fit_check: FitCheck | None = None
     final_loss_history: list[dict[str, Any]] | None = None
     final_steps: int | None = None  # optimizer steps the final model trained
+    averaged_models: int = 0  # fold_average: the fold models + the final model whose weights were averaged; 0: none
     complete: bool = False  # set when the run finished: a rerun of the same command then changes nothing
     pipeline_gap: PipelineGap | None = None  # set when a plain pipeline shows some labels' scores otherwise
     plan: dict[str, Any] | None = None  # a time budget's plan (budget.Plan.to_json); None without a budget

@@ -36,6 +36,7 @@ from jobtitles.train.run_folder import (RunLock, check_output_dir, fingerprint, 
                                         resolved_config)
 from jobtitles.selection.run_result import RunResult
 from jobtitles.core.tokenization import training_dataset
+from jobtitles.train.weight_average import fold_model_dirs
 from jobtitles.train.training import (FoldRun, Precision, check_max_length, cpu_threads, fresh_model, load_tokenizer,
                                 resolve_precision, run_args)
 from jobtitles.train.budget import Plan
@@ -302,6 +303,8 @@ def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data:
                        softmax_groups(project.model.group_loss, data.groups, data.labels), callbacks,
                        project.model.repeat_factor_threshold)
         fold.train()
+    if project.run.fold_average and project.run.final_model:  # the Trainer writes on the main process only
+        fold.trainer.save_model(str(fold_model_dirs(run_dir, project.run.n_splits)[k]))
     t0 = time.perf_counter()
     test_scores, plain_scores = fold.score_pair(ds.select(test))
     train_metrics = None

@@ -29,6 +29,7 @@ from jobtitles.selection.run_result import FitCheck, PipelineGap, RunResult
 from jobtitles.core.baseline_store import save_baseline
 from jobtitles.train.training import FoldRun, fresh_model, run_args
 from jobtitles.train.watch import RunWatch
+from jobtitles.train.weight_average import FINAL_OWN, average_into, fold_model_dirs
 
 FINAL_RECORD = "final_result.json"  # the final model's training record and fit check
 
@@ -60,6 +61,9 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
                             callbacks, project.model.repeat_factor_threshold)
             final.train()
         parts.add("final_train", final.train_seconds)
+        if project.run.fold_average:
+            with parts("final_average"):
+                average_folds(final, run_dir, project.run.n_splits, state)
         with parts("final_baseline"):
             baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
         with parts("final_fit_check"):
@@ -68,6 +72,7 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         result = dataclasses.replace(
             result, final_fit_check=check, final_loss_history=final.loss_history(), final_steps=final.steps,
             pipeline_gap=training_gap(result, plain, shipped),
+            averaged_models=project.run.n_splits + 1 if project.run.fold_average else 0,
             timing=dataclasses.replace(result.timing, final_train_seconds=final.train_seconds))
         configure_saved(model, tokenizer, result, project, data)
         tmp = run_dir / ".model.tmp"
@@ -95,6 +100,15 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
     return result
 
 
+def average_folds(final: FoldRun, run_dir: Path, n_splits: int, state: PartialState) -> None:
+    """The final model's own weights kept (folds/final/model), then replaced by the average with the folds'."""
+    final.trainer.save_model(str(run_dir / FINAL_OWN))
+    state.wait_for_everyone()
+    average_into(final.trainer.model, fold_model_dirs(run_dir, n_splits))
+    logger.info(f"final model: the shipped weights are the uniform average of {n_splits} fold models and the final "
+                f"model (fold_average; the final model's own weights are in {run_dir / FINAL_OWN})")
+
+
 def configure_saved(model, tokenizer, result: RunResult, project: ProjectArgs, data: LabeledData) -> None:
     """What the saved folder carries beside the weights: the decision rule, the training file's layout and the
     training max_length."""
@@ -113,7 +127,8 @@ def final_record(result: RunResult) -> dict:
     return {"final_fit_check": dataclasses.asdict(result.final_fit_check),
             "pipeline_gap": dataclasses.asdict(result.pipeline_gap) if result.pipeline_gap else None,
             "final_loss_history": result.final_loss_history,
-            "final_train_seconds": result.timing.final_train_seconds, "final_steps": result.final_steps}
+            "final_train_seconds": result.timing.final_train_seconds, "final_steps": result.final_steps,
+            "averaged_models": result.averaged_models}
 
 
 def with_final_record(result: RunResult, run_dir: Path) -> RunResult:
@@ -127,6 +142,7 @@ def with_final_record(result: RunResult, run_dir: Path) -> RunResult:
         gap = PipelineGap.from_json(record["pipeline_gap"]) if record["pipeline_gap"] else None
     return dataclasses.replace(result, final_fit_check=FitCheck(**record["final_fit_check"]), pipeline_gap=gap,
                                final_loss_history=record["final_loss_history"], final_steps=record.get("final_steps"),
+                               averaged_models=record.get("averaged_models", 0),
                                timing=dataclasses.replace(result.timing,
                                                           final_train_seconds=record["final_train_seconds"]))
 

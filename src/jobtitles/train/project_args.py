@@ -232,6 +232,12 @@ class RunArgs:
                                         "always) and add a report section."}
     )
     final_model: bool = field(default=True, metadata={"help": "Train and save the final model on all rows."})
+    fold_average: bool = field(
+        default=False, metadata={"help": "Ship the uniform average of the weights of the fold models and the final "
+                                         "model (a model soup: one model, no cost at prediction time); the fold "
+                                         "models are saved in folds/fold_k/model for it. The CV figures remain "
+                                         "those of the fold models."}
+    )
     overwrite: bool = field(
         default=False, metadata={"help": "Start over even if the run folder holds a run with other inputs."}
     )
@@ -250,6 +256,9 @@ class RunArgs:
     def __post_init__(self) -> None:
         if self.n_splits < 2:
             raise UserError(f"n_splits must be at least 2, found {self.n_splits}")
+        if self.fold_average and not self.final_model:
+            raise UserError("fold_average is true but final_model is false: the fold models are averaged into the "
+                            "final model; set final_model: true or fold_average: false")
         self.budget_seconds()  # validate early
 
     def budget_seconds(self) -> float | None:
