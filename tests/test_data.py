@@ -142,3 +142,26 @@ def test_truncation_reported_once_with_count(tiny_model_dir, caplog):
     assert ds["length"] == [3, 8, 8]
     assert caplog.text.count("truncated") == 1
     assert "2 titles reached max_length=8 tokens and were truncated" in caplog.text
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 20])
+def test_files_are_read_in_blocks_with_every_line_and_row_as_line_by_line(tmp_path, monkeypatch, block):
+    """predict.py decodes a file a block of whole lines at a time: lines that straddle a block, CRLF, a BOM,
+    a BOM opening a later line, a last line without its line end and blank rows come out as read line by line,
+    and a bad byte still names its exact row."""
+    from jobtitles.core import data
+
+    monkeypatch.setattr(data, "BLOCK_BYTES", block)
+    lines = ["VP of Sales", "Chief Executive Officer of a Very Long Company Name", "", "Gesch\u00e4ftsf\u00fchrer",
+             "\ufeffDirector", "Head of IT\r", "   ", "Owner"]
+    path = tmp_path / "titles.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode("utf-8"))
+    empty: list[int] = []
+    titles, rows, _ = load_titles(path, empty_rows=empty)
+    assert titles == ["VP of Sales", "Chief Executive Officer of a Very Long Company Name", "Gesch\u00e4ftsf\u00fchrer",
+                      "Director", "Head of IT", "Owner"]
+    assert rows == [1, 2, 4, 5, 6, 8] and empty == [3, 7]
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(("\n".join(["Sales Manager"] * 20) + "\nCFO \xff\nCEO\n").encode("latin-1"))
+    with pytest.raises(UserError, match=r"row 21 is not valid utf-8 \(byte 0xff\)"):
+        load_titles(bad)

@@ -61,6 +61,7 @@ class RecentTitles:
         self.hits = self.misses = 0
 
     def lookup(self, titles: Sequence[str]) -> list[tuple[np.ndarray, bool] | None]:
+        """The answers of `titles` (None where not held); TitleClassifier asks once per distinct title of a call."""
         with self.lock:
             found = []
             for title in titles:

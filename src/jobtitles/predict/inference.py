@@ -252,19 +252,22 @@ class TitleClassifier:
             return np.zeros((0, len(self.labels)), dtype=np.float32), []
         titles, cut_chars = clean_titles(titles)
         self.last_counts = (len(titles), 0)
-        found = self.cache.lookup(titles) if self.cache is not None else [None] * len(titles)
-        todo = [i for i, f in enumerate(found) if f is None]
-        scores = np.zeros((len(titles), len(self.labels)), dtype=np.float32)
-        cut_tokens = np.zeros(len(titles), dtype=bool)
+        by_text = distinct_rows(titles)  # the cache and the model see each distinct title of the call once
+        texts = [titles[i] for i in by_text.first]
+        found = self.cache.lookup(texts) if self.cache is not None else [None] * len(texts)
+        todo = [j for j, f in enumerate(found) if f is None]
+        scores = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        cut_tokens = np.zeros(len(texts), dtype=bool)
         if todo:
-            new = [titles[i] for i in todo]
+            new = [texts[j] for j in todo]
             scores[todo], cut_tokens[todo] = self._score_distinct(new, on_batch)
             if self.cache is not None:
                 self.cache.store(new, scores[todo], cut_tokens[todo])
-        for i, f in enumerate(found):
+        for j, f in enumerate(found):
             if f is not None:
-                scores[i], cut_tokens[i] = f
-        return scores, [bool(a or b) for a, b in zip(cut_chars, cut_tokens)]
+                scores[j], cut_tokens[j] = f
+        cut = by_text.expand(cut_tokens).tolist()
+        return by_text.expand(scores), [bool(a or b) for a, b in zip(cut_chars, cut)]
 
     def _transformer_scores(self, enc, by_input: Distinct, on_batch=None) -> np.ndarray:
         """The transformer's own scores of each distinct model input (`by_input.first` rows of `enc`)."""

@@ -130,19 +130,21 @@ class Writer:
         if self.fh is None and self.partial is not None:
             self.open()  # only once the first chunk is read, checked and predicted
         # A chunk repeats its titles as the input does: each distinct title's answer is formatted once (equal
-        # titles have equal answers); Python lists, as NumPy scalars format slowly one by one.
-        done: dict[str, object] = {}
-        s_rows, p_rows = scores.tolist(), pred.astype(bool).tolist()
-        for i, (r, t) in enumerate(zip(rows, titles)):
-            cells = done.get(t)
-            if cells is None:
-                cells = done[t] = self._cells(t, s_rows[i], p_rows[i])
-            if self.kind == "screen":
-                print(cells)
-            elif self.kind == "csv":
-                self.fh.write(f"{r};{cells}")  # a row number needs no quoting: the csv module wrote the rest
-            else:
-                self.fh.write(f'{{"row": {r}, {cells}\n')
+        # titles have equal answers), from Python lists of those rows only (NumPy scalars format slowly one by
+        # one, and a list of every row's scores costs as much as the formatting it saves)
+        first: dict[str, int] = {}
+        for i, t in enumerate(titles):
+            first.setdefault(t, i)
+        at = list(first.values())
+        done = {t: self._cells(t, s, p) for t, s, p in
+                zip(first, scores[at].tolist(), pred[at].astype(bool).tolist())}
+        if self.kind == "screen":
+            for t in titles:
+                print(done[t])
+        elif self.kind == "csv":  # a row number needs no quoting: the csv module wrote the rest
+            self.fh.write("".join([f"{r};{done[t]}" for r, t in zip(rows, titles)]))
+        else:
+            self.fh.write("".join([f'{{"row": {r}, {done[t]}\n' for r, t in zip(rows, titles)]))
         self.rows += len(rows)
         (self.fh or sys.stdout).flush()  # a full disk fails here, named, not in Python's exit flush
 
