@@ -36,6 +36,7 @@ from jobtitles.train.run_folder import (RunLock, check_output_dir, fingerprint, 
                                         resolved_config)
 from jobtitles.selection.run_result import RunResult
 from jobtitles.core.tokenization import training_dataset
+from jobtitles.train.hp_search import recipe_args
 from jobtitles.train.weight_average import fold_model_dirs
 from jobtitles.train.training import (FoldRun, Precision, check_max_length, cpu_threads, fresh_model, load_tokenizer,
                                 resolve_precision, run_args)
@@ -293,14 +294,17 @@ def train_fold(k: int, train: np.ndarray, test: np.ndarray, ds, tokenizer, data:
                project: ProjectArgs, training: TrainingArguments, run_dir: Path, watch: RunWatch) -> FoldOutput:
     args = run_args(training, run_dir / "folds" / f"fold_{k}", project.model.precision, len(train),
                     project.model.min_train_steps, watch.steps(k))
-    train_ds = ds.select(train)
+    train_ds = ds.select(train)  # the fold's training split: all that a search or the model sees
+    softmax = softmax_groups(project.model.group_loss, data.groups, data.labels)
+    args = recipe_args(args, project.model, training.seed + k, train_ds, data.y[train], tokenizer, data.labels,
+                       softmax, project.configured_rule(data.labels), run_dir / "folds" / f"fold_{k}",
+                       watch.progress.names[k], PartialState().is_main_process)
     t0 = time.perf_counter()
     model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + k, project.model.head_init,
                         project.model.probe_c, train_ds, data.y[train], tokenizer)
     head_seconds = time.perf_counter() - t0
     with watch.model(k) as callbacks:
-        fold = FoldRun(model, args, train_ds, tokenizer, data.y[train], project.model.pos_weight,
-                       softmax_groups(project.model.group_loss, data.groups, data.labels), callbacks,
+        fold = FoldRun(model, args, train_ds, tokenizer, data.y[train], project.model.pos_weight, softmax, callbacks,
                        project.model.repeat_factor_threshold)
         fold.train()
     if project.run.fold_average and project.run.final_model:  # the Trainer writes on the main process only

@@ -16,6 +16,7 @@ from jobtitles.core.baseline import fit_baseline
 from jobtitles.core.title_normalization import CONFIG_KEY as NORMALIZATION_KEY
 from jobtitles.train.project_args import ProjectArgs
 from jobtitles.core.data import LabeledData
+from jobtitles.train.hp_search import recipe_args
 from jobtitles.train.hub import push
 from jobtitles.train.part_times import PartTimes
 from jobtitles.core.io_utils import disk_errors, read_json, replace_dir, write_json
@@ -52,10 +53,13 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         parts = parts if parts is not None else PartTimes()
         args = run_args(training, run_dir / "final_trainer", project.model.precision, len(data),
                         project.model.min_train_steps, watch.steps(index))
+        trained_softmax = softmax_groups(project.model.group_loss, data.groups, data.labels)
+        args = recipe_args(args, project.model, training.seed + project.run.n_splits, ds, data.y, tokenizer,
+                           data.labels, trained_softmax, project.configured_rule(data.labels),
+                           run_dir / "folds" / "final", "final model", state.is_main_process)
         with parts("final_head"):
             model = fresh_model(project.model.model_name_or_path, data.labels, training.seed + project.run.n_splits,
                                 project.model.head_init, project.model.probe_c, ds, data.y, tokenizer)
-        trained_softmax = softmax_groups(project.model.group_loss, data.groups, data.labels)
         with watch.model(index) as callbacks:
             final = FoldRun(model, args, ds, tokenizer, data.y, project.model.pos_weight, trained_softmax,
                             callbacks, project.model.repeat_factor_threshold)

@@ -110,6 +110,12 @@ class ModelArgs:
                                          "and group scores that sum to one (TitleClassifier, predict.py, serve, "
                                          "Spark; transformers' pipeline still shows sigmoids)."}
     )
+    hp_search_trials: int = field(
+        default=0, metadata={"help": "Optuna trials of the Trainer's hyperparameter_search per model (learning rate, "
+                                     "weight decay, warmup, batch size), on that model's own training rows only "
+                                     "(a fold's training split; all rows for the final model): nested, so the "
+                                     "CV figures stay honest; costs about (trials + 1) x the training. 0: off."}
+    )
     min_train_steps: int = field(
         default=200, metadata={"help": "At least this many optimizer steps per model: small data sets get more "
                                        "epochs than num_train_epochs (0: epochs as configured; max_steps wins)."}
@@ -154,6 +160,8 @@ class ModelArgs:
             raise UserError(f"max_length must be at least 4 tokens, found {self.max_length}")
         if self.step_growth_from < 1:
             raise UserError(f"step_growth_from must be a positive number of rows, found {self.step_growth_from}")
+        if self.hp_search_trials < 0:
+            raise UserError(f"hp_search_trials must be 0 (off) or a number of trials, found {self.hp_search_trials}")
         if self.min_train_steps < 0:
             raise UserError(f"min_train_steps must be 0 or more, found {self.min_train_steps}")
         if self.gpu_batch_size < 0:
@@ -278,6 +286,11 @@ class ProjectArgs:
     model: ModelArgs = field(default_factory=ModelArgs)
     decision: DecisionArgs = field(default_factory=DecisionArgs)
     run: RunArgs = field(default_factory=RunArgs)
+
+    def __post_init__(self) -> None:
+        if self.model.hp_search_trials and self.run.time_budget:
+            raise UserError("hp_search_trials and time_budget are both set, but the budget's plan does not count "
+                            "search trials; set hp_search_trials: 0 or remove time_budget")
 
     def as_dict(self) -> dict[str, Any]:
         """Every field by its config key (one flat mapping, as the YAML file and run_info.json have them)."""

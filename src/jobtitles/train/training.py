@@ -211,20 +211,25 @@ class _Trainer(Trainer):
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
 
+def training_loss(y_train: np.ndarray, pos_weight_mode: str, softmax_groups: IndexedGroups | None):
+    """The loss a model trains with (None: the model's own BCE): positive-class weights from its training rows,
+    a softmax within the groups trained so."""
+    weights = pos_weight(y_train, pos_weight_mode)
+    if softmax_groups:
+        return group_softmax_loss(softmax_groups, y_train.shape[1], weights)
+    return weighted_bce_loss(weights) if weights is not None else None
+
+
 class FoldRun:
     """Train one model on `train_ds`; score any split afterwards."""
 
     def __init__(self, model, args: TrainingArguments, train_ds: Dataset, tokenizer: PreTrainedTokenizerBase,
                  y_train: np.ndarray, pos_weight_mode: str, softmax_groups: IndexedGroups | None = None,
                  callbacks: list[TrainerCallback] | None = None, repeat_threshold: float = 0.0) -> None:
-        weights = pos_weight(y_train, pos_weight_mode)
         if repeat_threshold > 0:  # rows of rare labels repeated in the training split (rare_labels.py)
             train_ds = train_ds.select(repeated_rows(y_train, repeat_threshold, args.seed))
         self.softmax_groups = softmax_groups or None
-        if self.softmax_groups:
-            loss = group_softmax_loss(self.softmax_groups, y_train.shape[1], weights)
-        else:
-            loss = weighted_bce_loss(weights) if weights is not None else None
+        loss = training_loss(y_train, pos_weight_mode, self.softmax_groups)
         self.trainer = _Trainer(
             model=model,
             args=args,
