@@ -466,7 +466,7 @@ def _decoded_lines(fh, path: Path, encoding: str):
                         "UTF-8 or set --encoding") from err
 
 
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 18
 
 
 def _block_lines(fh, path: Path, encoding: str):
@@ -500,11 +500,12 @@ def _decoded_block(raw: bytes, path: Path, encoding: str, codec: str, first_row:
             if line or k < len(parts) - 1:
                 yield _decode(line + (b"\n" if k < len(parts) - 1 else b""), path, encoding, first_row=first_row + k)
         return
-    lines = text.split("\n")
-    for line in lines[:-1]:
-        yield line + "\n"
-    if lines[-1]:  # the file's last line without its line end
-        yield lines[-1]
+    start = 0  # line by line from the decoded block, not a list: a block of blank rows costs no memory
+    while (end := text.find("\n", start)) >= 0:
+        yield text[start:end + 1]
+        start = end + 1
+    if start < len(text):  # the file's last line without its line end
+        yield text[start:]
 
 
 def load_titles(path: str | Path, **kwargs) -> tuple[list[str], list[int], list[list[str]] | None]:
