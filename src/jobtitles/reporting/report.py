@@ -176,7 +176,9 @@ def final_text(r: "RunResult") -> str:
     averaged = (f" Its weights are the uniform average of the weights of {r.averaged_models - 1} fold models and the "
                 "final model (`fold_average`); the cross-validated figures are those of the fold models, the check "
                 "here is of the average." if r.averaged_models else "")
-    return (f"Trained on all {final_rows(r)} titles.{averaged} On its own training rows, with the saved thresholds: "
+    judged = (f"On a stratified sample of {check.n_rows} of its training rows (every row of its rare labels "
+              "included)" if check.n_rows and check.n_rows < final_rows(r) else "On its own training rows")
+    return (f"Trained on all {final_rows(r)} titles.{averaged} {judged}, with the saved thresholds: "
             f"micro-F1 {m['micro_f1']:.4f}, subset accuracy {m['subset_accuracy']:.4f} ({verdict}; expected at "
             f"least {check.expected_min_micro_f1:.4f}).")
 

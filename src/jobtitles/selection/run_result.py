@@ -85,6 +85,7 @@ class FitCheck:
     expected_min_micro_f1: float
     ok: bool
     label_recall: dict[str, float]
+    n_rows: int = 0  # training rows judged (all, or a large set's sample); 0: a record of an older version
 
 
 @dataclass(frozen=True)

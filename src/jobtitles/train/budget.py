@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from jobtitles.core.errors import UserError
+from jobtitles.core.row_sample import LARGE_SET_ROWS
 from jobtitles.train.progress import duration
 
 PLAN_FILE = "plan.json"  # in the run folder: a resumed run follows the plan it started with
@@ -123,20 +124,21 @@ def timeline(t: Throughput, shape: Shape, cv_rows: int, n_splits: int, fold_step
              final_steps: int) -> tuple[list[float], float]:
     """When each model's training should end (fold models, then the final one), and the run's wall time, from
     the run's start: the measurement already spent; per fold its head, training and scoring; the baseline on the
-    same folds; the final model's head, training and fit check (and the baseline once more on all rows)."""
+    same folds; the final model's head, training and fit check (and the baseline once more on all rows). Heads
+    and the fit check of a large set look at a sample (jobtitles.core.row_sample)."""
     train_rows = fold_train_rows(cv_rows, n_splits)
     test_rows = cv_rows / n_splits
     now, ends = t.spent_seconds, []
     for _ in range(n_splits):
-        now += t.head(train_rows) + fold_steps * t.seconds_per_step + t.model_overhead_seconds
+        now += t.head(min(train_rows, LARGE_SET_ROWS)) + fold_steps * t.seconds_per_step + t.model_overhead_seconds
         ends.append(now)
         now += t.score(test_rows) + (t.score(train_rows) if shape.train_metrics else 0)
     if shape.baseline:
         now += n_splits * t.baseline(train_rows)
     if shape.final_model:
-        now += t.head(shape.n_rows) + final_steps * t.seconds_per_step + t.model_overhead_seconds
+        now += t.head(min(shape.n_rows, LARGE_SET_ROWS)) + final_steps * t.seconds_per_step + t.model_overhead_seconds
         ends.append(now)
-        now += t.score(shape.n_rows) + (t.baseline(shape.n_rows) if shape.baseline else 0)
+        now += t.score(min(shape.n_rows, LARGE_SET_ROWS)) + (t.baseline(shape.n_rows) if shape.baseline else 0)
     return ends, now + FINISH_SECONDS
 
 

@@ -24,6 +24,7 @@ from jobtitles.core.label_groups import softmax_groups
 from jobtitles.core.log import logger, warn
 from jobtitles.core.metrics import label_agreement, multilabel_metrics, per_label_metrics
 from jobtitles.core.model_folder import is_complete
+from jobtitles.core.row_sample import large_set_rows
 from jobtitles.core.training_schema import TrainingSchema
 from jobtitles.train.model_save import decision_config, write_card, write_parity_rows
 from jobtitles.selection.run_result import FitCheck, PipelineGap, RunResult
@@ -71,8 +72,9 @@ def train_final(project: ProjectArgs, training: TrainingArguments, data: Labeled
         with parts("final_baseline"):
             baseline = fit_baseline(data.titles, data.y, training.seed) if result.shipped_sources() else None
         with parts("final_fit_check"):
-            plain, shipped = training_scores(final, ds, data, result, baseline)
-            check = fit_check(shipped, data, result)
+            checked, checked_ds = check_rows(data, ds, training.seed)
+            plain, shipped = training_scores(final, checked_ds, checked, result, baseline)
+            check = fit_check(shipped, checked, result)
         result = dataclasses.replace(
             result, final_fit_check=check, final_loss_history=final.loss_history(), final_steps=final.steps,
             pipeline_gap=training_gap(result, plain, shipped),
@@ -151,6 +153,16 @@ def with_final_record(result: RunResult, run_dir: Path) -> RunResult:
                                                           final_train_seconds=record["final_train_seconds"]))
 
 
+def check_rows(data: LabeledData, ds, seed: int):
+    """The training rows the fit check scores: all of them, or of a large set a stratified sample (with every
+    row of its rare labels): scoring 100,000 rows again costs minutes and says little more."""
+    rows = large_set_rows(data.y, seed)
+    if rows is None:
+        return data, ds
+    logger.info(f"final model: fit check on a stratified sample of {len(rows)} of its {len(data)} training rows")
+    return data.subset(rows.tolist()), ds.select(rows)
+
+
 def training_scores(final: FoldRun, ds, data: LabeledData, result: RunResult, baseline) -> tuple[np.ndarray, np.ndarray]:
     """The final model's scores on its training rows: as a plain pipeline shows them (the transformer's alone,
     a sigmoid per logit), and as shipped (with the baseline's for the labels scored by it)."""
@@ -192,4 +204,4 @@ def fit_check(scores: np.ndarray, data: LabeledData, result: RunResult) -> FitCh
         warn(f"final model: micro-F1 {metrics['micro_f1']:.4f} on its own training rows, expected at least "
              f"{floor:.4f} (the fold models' CV micro-F1 {cv['mean']:.4f} minus noise); its training went wrong, "
              "rerun with another seed before using it")
-    return FitCheck(train_rows=metrics, expected_min_micro_f1=floor, ok=ok, label_recall=recall)
+    return FitCheck(train_rows=metrics, expected_min_micro_f1=floor, ok=ok, label_recall=recall, n_rows=len(data))

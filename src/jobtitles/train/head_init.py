@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase
 
 from jobtitles.core.errors import UserError
+from jobtitles.core.row_sample import large_set_rows
 from jobtitles.train.gpu_settings import pad_multiple
 from jobtitles.core.tokenization import dataset_length_order
 
@@ -89,11 +90,17 @@ def fit_probe(features: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple
 
 
 def linear_probe_init(model: PreTrainedModel, ds: Dataset, y: np.ndarray, tokenizer: PreTrainedTokenizerBase,
-                      c: float, seed: int) -> None:
-    """Set the output layer to a logistic-regression probe fitted on `ds` (the fold's training rows only)."""
+                      c: float, seed: int) -> int:
+    """Set the output layer to a logistic-regression probe fitted on `ds` (the fold's training rows only; of a
+    large set, a stratified sample with every row of its rare labels: the head is a starting point). Returns the
+    rows it was fitted on."""
+    rows = large_set_rows(y, seed)
+    if rows is not None:
+        ds, y = ds.select(rows), y[rows]
     feats = head_inputs(model, ds, tokenizer)
     weight, bias = fit_probe(feats, y, c, seed)
     layer = output_layer(model)
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(weight))
         layer.bias.copy_(torch.from_numpy(bias))
+    return len(y)

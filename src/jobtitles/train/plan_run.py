@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from transformers import TrainingArguments
 
 from jobtitles.core.data import LabeledData
 from jobtitles.core.errors import UserError
 from jobtitles.core.io_utils import read_json, write_json
 from jobtitles.core.log import logger
+from jobtitles.core.row_sample import stratified_rows
 from jobtitles.train.budget import PLAN_FILE, Plan, Shape, Throughput, choose_plan, deadlines
 from jobtitles.train.project_args import ProjectArgs
 from jobtitles.train.run_folder import RUN_INFO
@@ -55,18 +55,7 @@ def announce(plan: Plan, resumed: bool) -> None:
 
 def cv_sample(plan: Plan, data: LabeledData, seed: int) -> np.ndarray | None:
     """The rows cross-validated (a stratified sample, sorted), or None for all rows."""
-    if plan.cv_rows >= len(data):
-        return None
-    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, train_size=plan.cv_rows,
-                                                test_size=len(data) - plan.cv_rows, random_state=seed)
-    rows, rest = next(splitter.split(np.zeros((len(data), 1)), data.y))
-    # the splitter's sizes can be off by a row or two; the plan's figure is what the report says
-    rng = np.random.default_rng(seed)
-    if len(rows) > plan.cv_rows:
-        rows = rng.choice(rows, plan.cv_rows, replace=False)
-    elif len(rows) < plan.cv_rows:
-        rows = np.concatenate([rows, rng.choice(rest, plan.cv_rows - len(rows), replace=False)])
-    return np.sort(rows)
+    return stratified_rows(data.y, plan.cv_rows, seed)
 
 
 class Schedule:

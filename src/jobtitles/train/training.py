@@ -97,8 +97,9 @@ def fresh_model(model_name_or_path: str, labels: list[str], seed: int, head_init
     if head_init == "linear_probe":
         start = time.perf_counter()
         model.to(PartialState().device)  # the probe's forward pass on the accelerator the Trainer will use
-        linear_probe_init(model, train_ds, y_train, tokenizer, probe_c, seed)
-        logger.info(f"head: linear probe fitted on {len(train_ds)} titles in {time.perf_counter() - start:.1f} s")
+        rows = linear_probe_init(model, train_ds, y_train, tokenizer, probe_c, seed)
+        fitted = len(train_ds) if rows == len(train_ds) else f"a stratified sample of {rows} of the {len(train_ds)}"
+        logger.info(f"head: linear probe fitted on {fitted} titles in {time.perf_counter() - start:.1f} s")
     elif head_init != "random":
         raise UserError(f"head_init must be linear_probe or random, found {head_init!r}")
     return model
