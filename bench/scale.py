@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> None:
            "--output_dir", str(out), "--progress", "log"]
     if args.time_budget:
         cmd += ["--time_budget", args.time_budget]
+    out.parent.mkdir(parents=True, exist_ok=True)  # the log goes beside the run folder
     start = time.perf_counter()
     with open(f"{out}.log", "w", encoding="utf-8") as log:
         code = subprocess.call(cmd + args.extra, stdout=log, stderr=subprocess.STDOUT)
