@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from jobtitles.core import row_sample
+from jobtitles.train import row_sample
 from jobtitles.core.data import load_labeled_csv
 from jobtitles.core.io_utils import read_json
-from jobtitles.core.row_sample import large_set_rows, stratified_rows
+from jobtitles.train.row_sample import large_set_rows, stratified_rows
 from jobtitles.core.tokenization import training_dataset
 from jobtitles.reporting.report import final_text
 from jobtitles.selection.run_result import RunResult

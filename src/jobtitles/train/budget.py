@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from jobtitles.core.errors import UserError
-from jobtitles.core.row_sample import LARGE_SET_ROWS
+from jobtitles.train.row_sample import LARGE_SET_ROWS
 from jobtitles.train.progress import duration
 
 PLAN_FILE = "plan.json"  # in the run folder: a resumed run follows the plan it started with
@@ -125,7 +125,7 @@ def timeline(t: Throughput, shape: Shape, cv_rows: int, n_splits: int, fold_step
     """When each model's training should end (fold models, then the final one), and the run's wall time, from
     the run's start: the measurement already spent; per fold its head, training and scoring; the baseline on the
     same folds; the final model's head, training and fit check (and the baseline once more on all rows). Heads
-    and the fit check of a large set look at a sample (jobtitles.core.row_sample)."""
+    and the fit check of a large set look at a sample (jobtitles.train.row_sample)."""
     train_rows = fold_train_rows(cv_rows, n_splits)
     test_rows = cv_rows / n_splits
     now, ends = t.spent_seconds, []

@@ -24,7 +24,7 @@ from jobtitles.core.label_groups import softmax_groups
 from jobtitles.core.log import logger, warn
 from jobtitles.core.metrics import label_agreement, multilabel_metrics, per_label_metrics
 from jobtitles.core.model_folder import is_complete
-from jobtitles.core.row_sample import large_set_rows
+from jobtitles.train.row_sample import large_set_rows
 from jobtitles.core.training_schema import TrainingSchema
 from jobtitles.train.model_save import decision_config, write_card, write_parity_rows
 from jobtitles.selection.run_result import FitCheck, PipelineGap, RunResult

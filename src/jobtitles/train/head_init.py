@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase
 
 from jobtitles.core.errors import UserError
-from jobtitles.core.row_sample import large_set_rows
+from jobtitles.train.row_sample import large_set_rows
 from jobtitles.train.gpu_settings import pad_multiple
 from jobtitles.core.tokenization import dataset_length_order
 

@@ -13,7 +13,7 @@ from jobtitles.core.data import LabeledData
 from jobtitles.core.errors import UserError
 from jobtitles.core.io_utils import read_json, write_json
 from jobtitles.core.log import logger
-from jobtitles.core.row_sample import stratified_rows
+from jobtitles.train.row_sample import stratified_rows
 from jobtitles.train.budget import PLAN_FILE, Plan, Shape, Throughput, choose_plan, deadlines
 from jobtitles.train.project_args import ProjectArgs
 from jobtitles.train.run_folder import RUN_INFO
